@@ -1,0 +1,32 @@
+# Set-up and entry points. `make test` and `make search` create .venv on first use.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+EXTRAS := test,nnabla-nas,examples
+
+.PHONY: test search venv bench clean
+
+venv: $(STAMP)
+
+# Reinstalls only when the package metadata changed (editable install: code edits need nothing).
+$(STAMP): setup.cfg pyproject.toml tools/find_python.sh
+	@interp=$$(tools/find_python.sh) || exit 1; \
+	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(0 if (3,8) <= sys.version_info[:2] <= (3,10) else 1)'; then \
+		echo "creating $(VENV) with $$interp"; rm -rf $(VENV); $$interp -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install -q --upgrade "pip>=23" "setuptools>=61" wheel
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+search: $(STAMP)
+	$(PY) examples/search.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/estimators.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

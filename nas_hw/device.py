@@ -1,0 +1,167 @@
+"""nnabla extension contexts, device synchronisation and the device fingerprint.
+
+The fingerprint is what a cached measurement is keyed by: a measurement taken with
+another backend, another chip, another nnabla or another thread setting is a
+different measurement.
+"""
+import functools
+import logging
+import os
+import platform
+from dataclasses import asdict, dataclass
+
+from .errors import ExtensionUnavailableError
+
+logger = logging.getLogger(__name__)
+
+EXT_NAMES = ("cpu", "cuda", "cudnn")
+TYPE_CONFIGS = ("float", "half", "mixed_half")
+_INSTALL_HINT = "pip install 'nas_hw[cuda]' (installs nnabla-ext-cuda120)"
+
+
+def check_ext_name(ext_name):
+    """Raises ``ValueError`` unless ``ext_name`` is one of :data:`EXT_NAMES`."""
+    if ext_name not in EXT_NAMES:
+        raise ValueError(f"ext_name must be one of {EXT_NAMES}, got {ext_name!r}")
+    return ext_name
+
+
+def check_device_id(device_id):
+    """Returns ``device_id`` as an ``int`` >= 0, or raises ``ValueError``."""
+    try:
+        value = int(device_id)
+    except (TypeError, ValueError):
+        raise ValueError(f"device_id must be a non-negative integer, got {device_id!r}") from None
+    if value < 0 or str(value) != str(device_id).strip():
+        raise ValueError(f"device_id must be a non-negative integer, got {device_id!r}")
+    return value
+
+
+@functools.lru_cache(maxsize=None)
+def extension_module(ext_name):
+    """The nnabla extension module for ``ext_name`` (``nnabla_ext.cpu``, ``nnabla_ext.cuda``...).
+
+    Raises:
+        ValueError: ``ext_name`` is not a known extension.
+        ExtensionUnavailableError: the extension is not installed here.
+    """
+    check_ext_name(ext_name)
+    from nnabla.ext_utils import import_extension_module
+
+    try:
+        return import_extension_module(ext_name)
+    except ImportError as err:
+        raise ExtensionUnavailableError(
+            f"nnabla extension {ext_name!r} is not installed ({err}); to use it, {_INSTALL_HINT}"
+        ) from err
+
+
+def get_context(ext_name="cpu", device_id=0, type_config="float"):
+    """Builds the nnabla context for an extension, checking that it can be used.
+
+    Args:
+        ext_name: one of ``cpu``, ``cuda``, ``cudnn``.
+        device_id: GPU index (ignored by ``cpu``).
+        type_config: ``float``, ``half`` or ``mixed_half``.
+
+    Returns:
+        nnabla.Context
+
+    Raises:
+        ValueError: an argument is not one of the allowed values.
+        ExtensionUnavailableError: the extension is missing or has no such device.
+    """
+    device_id = check_device_id(device_id)
+    if type_config not in TYPE_CONFIGS:
+        raise ValueError(f"type_config must be one of {TYPE_CONFIGS}, got {type_config!r}")
+    module = extension_module(ext_name)
+    if ext_name != "cpu":
+        count = module.get_device_count()
+        if device_id >= count:
+            raise ExtensionUnavailableError(
+                f"{ext_name} device_id={device_id} does not exist: {count} CUDA device(s) visible"
+            )
+    from nnabla.ext_utils import get_extension_context
+
+    return get_extension_context(ext_name, device_id=str(device_id), type_config=type_config)
+
+
+def synchronize(ext_name="cpu", device_id=0):
+    """Waits until the device has finished all queued work (a no-op on ``cpu``)."""
+    extension_module(ext_name).synchronize(device_id=str(device_id))
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    name = platform.processor() or platform.machine()
+    return name or "unknown-cpu"
+
+
+def _gpu_name(device_id):
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByIndex(int(device_id))
+        name = pynvml.nvmlDeviceGetName(handle)
+        return name.decode() if isinstance(name, bytes) else str(name)
+    except Exception as err:  # the fingerprint says it could not tell, visibly
+        logger.warning("GPU name for device %s unknown (nvidia-ml-py: %s)", device_id, err)
+        return f"unknown-gpu-{device_id}"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Everything that makes one device's measurements differ from another's."""
+
+    backend: str
+    device: str
+    nnabla: str
+    extension: str
+    type_config: str
+    threads: str
+
+    @property
+    def key(self):
+        """A stable readable string, e.g. ``cpu|Intel(R) Xeon(R)|nnabla=1.39.0|...``."""
+        return "|".join(
+            [self.backend, self.device, f"nnabla={self.nnabla}", f"ext={self.extension}",
+             self.type_config, f"threads={self.threads}"]
+        )
+
+    def as_dict(self):
+        return asdict(self)
+
+    def __str__(self):
+        return self.key
+
+
+def _threads():
+    omp = os.environ.get("OMP_NUM_THREADS", "unset")
+    return f"omp:{omp},cpus:{os.cpu_count()}"
+
+
+@functools.lru_cache(maxsize=None)
+def fingerprint(ext_name="cpu", device_id=0, type_config="float"):
+    """The :class:`Fingerprint` of the device behind ``ext_name``/``device_id``.
+
+    Stable within a process (computed once), different whenever the backend differs.
+    """
+    module = extension_module(ext_name)
+    import nnabla
+
+    device = _cpu_name() if ext_name == "cpu" else _gpu_name(check_device_id(device_id))
+    return Fingerprint(
+        backend=ext_name,
+        device=device,
+        nnabla=nnabla.__version__,
+        extension=getattr(module, "__version__", "unknown"),
+        type_config=type_config,
+        threads=_threads(),
+    )

@@ -1,0 +1,127 @@
+"""Network-based estimation: the true latency of a whole graph (``Profiler``) and throughput."""
+import logging
+import os
+from dataclasses import dataclass
+from typing import Tuple
+
+import nnabla as nn
+
+from ..device import check_device_id, extension_module, synchronize
+from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
+from ..timing import check_settings, measure, scale_factor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FunctionStat:
+    """One function's forward (or backward) time inside a profiled graph, like nnabla's
+    ``ProfileStat`` but with ``mean_time`` a float in the profiler's ``time_scale``."""
+
+    parameter_scope: str
+    inputs_shape: Tuple
+    args_info: Tuple
+    function_name: str
+    mean_time: float
+    n_run: int
+
+
+class Profiler:
+    """Network-based latency: times the whole graph at once (the *true* latency).
+
+    The seed's API: ``Profiler(graph, device_id, ext_name, ...)``, ``run()``,
+    ``result['forward_all']`` (a float in ``time_scale``). Per-function forward times are in
+    ``result['forward']`` as with nnabla's ``GraphProfiler``; with a ``solver`` also
+    ``backward_all`` and ``training`` (forward + backward + update).
+
+    Inputs and parameters whose data was never set are zero-filled before timing, so no
+    function reads uninitialised memory; data you did set is left untouched.
+
+    Args:
+        graph: the output ``nnabla.Variable`` of the network.
+        device_id: device index (ignored on ``cpu``).
+        ext_name: ``cpu``, ``cuda`` or ``cudnn``.
+        solver: an ``nnabla.solvers.Solver`` to also time training steps, or ``None``.
+        n_run: timed runs per measurement.
+        max_measure_execution_time: time budget in seconds per measurement.
+        time_scale: unit of the results: 'm' (ms), 'u' (us), 'n' (ns).
+        n_warmup: untimed runs first.
+        outlier: fraction trimmed from each end of the sorted runs, in [0, 0.5).
+        per_function: also time every function on its own (``result['forward']``).
+    """
+
+    def __init__(self, graph, device_id=0, ext_name="cpu", solver=None, n_run=100,
+                 max_measure_execution_time=1, time_scale="m", n_warmup=10, outlier=0.0,
+                 per_function=True):
+        if not isinstance(graph, nn.Variable):
+            raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
+        check_settings(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
+        self.graph = graph
+        self.device_id = check_device_id(device_id)
+        self.ext_name = ext_name
+        self.ext_module = extension_module(ext_name)
+        self.solver = solver
+        self.n_run = n_run
+        self.n_warmup = n_warmup
+        self.max_measure_execution_time = max_measure_execution_time
+        self.time_scale = time_scale
+        self.outlier = outlier
+        self.per_function = per_function
+        self.result = {}
+
+    def _sync(self):
+        synchronize(self.ext_name, self.device_id)
+
+    def _measure(self, fn):
+        return measure(fn, n_run=self.n_run, n_warmup=self.n_warmup,
+                       max_measure_execution_time=self.max_measure_execution_time,
+                       outlier=self.outlier, synchronize=self._sync)
+
+    def measure_forward(self):
+        """Times ``graph.forward()`` and returns its :class:`~nas_hw.timing.TimingStats` (s)."""
+        init_unset_inputs(leaf_variables(functions_of(self.graph)))
+        return self._measure(lambda: self.graph.forward(clear_no_need_grad=True))
+
+    def time_profiling_forward(self):
+        """Times each function's forward on its own, in graph order."""
+        funcs = functions_of(self.graph)
+        init_unset_inputs(leaf_variables(funcs))
+        self.graph.forward()  # every intermediate buffer holds real data before timing
+        name_of = {v: k for k, v in nn.get_parameters(grad_only=False).items()}
+        factor = scale_factor(self.time_scale)
+        stats = []
+        for f in funcs:
+            st = self._measure(lambda f=f: f.forward(f.inputs, f.outputs))
+            scope = None
+            if len(f.inputs) > 1 and f.inputs[1] in name_of:
+                scope = os.path.dirname(name_of[f.inputs[1]])
+            stats.append(FunctionStat(scope, tuple(tuple(x.shape) for x in f.inputs),
+                                      tuple(f.info.args.items()), f.info.type_name,
+                                      st.mean * factor, st.n_measured))
+        self.result["forward"] = stats
+        return stats
+
+    def run(self):
+        """Measures everything; results land in ``self.result``. Returns ``self.result``."""
+        factor = scale_factor(self.time_scale)
+        if self.per_function:
+            self.time_profiling_forward()
+        fwd = self.measure_forward()
+        self.result["forward_all"] = fwd.mean * factor
+        self.result["n_run_forward_all"] = fwd.n_measured
+        self.result["forward_all_stats"] = fwd
+        if self.solver is not None:
+            bwd = self._measure(lambda: self.graph.backward(clear_buffer=True))
+            self.result["backward_all"] = bwd.mean * factor
+            self.result["n_run_backward_all"] = bwd.n_measured
+
+            def step():
+                self.solver.zero_grad()
+                self.graph.forward(clear_no_need_grad=True)
+                self.graph.backward(clear_buffer=True)
+                self.solver.update()
+
+            train = self._measure(step)
+            self.result["training"] = train.mean * factor
+            self.result["n_run_training"] = train.n_measured
+        return self.result
