@@ -1,0 +1,1 @@
+"""A small DARTS / ProxylessNAS search loop with hardware-aware callbacks and penalties."""
