@@ -1,0 +1,239 @@
+"""Structured configs of the search (``examples/search.py``), stored in Hydra's ConfigStore.
+
+Each dataclass is the schema of one config group; the YAML files under ``conf/`` extend them
+(``defaults: [<schema>, _self_]``). A wrong type (``latency.weight=abc``) or a misspelt key
+(``latency.wieght=0.1``) fails when Hydra composes the config; values with a fixed set of
+choices (``latency.mode``, ``device.ext_name``...) are checked by the dataclasses'
+``__post_init__``, which :func:`validate` runs (``OmegaConf.to_object``) at the start of a run,
+so a bad value fails with a one-line message naming the allowed values.
+
+Hydra configs only describe objects: everything they build works without Hydra.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+ALGORITHMS = ("darts", "proxyless")
+PENALTY_MODES = ("linear", "hinge", "log")
+OPTIMIZERS = ("momentum", "sgd", "adam")
+EXT_NAMES = ("cpu", "cuda", "cudnn")
+TIME_SCALES = ("m",)  # the table, the penalty and the reports are all in ms
+
+
+def _one_of(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _positive(name, value, allow_zero=False):
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+@dataclass
+class EstimatorConfig:
+    """Layer-based latency estimator used to fill the candidate table (``estimator=graph|module``).
+
+    ``device_id``, ``ext_name`` and ``cache`` come from ``device`` and ``cache`` at run time
+    (``_partial_``).
+    """
+    _target_: str = MISSING
+    _partial_: bool = True
+    n_run: int = 20
+    n_warmup: int = 3
+    max_measure_execution_time: float = 1.0
+    time_scale: str = "m"
+    outlier: float = 0.0
+
+    def __post_init__(self):
+        _positive("estimator.n_run", self.n_run)
+        _positive("estimator.n_warmup", self.n_warmup, allow_zero=True)
+        _positive("estimator.max_measure_execution_time", self.max_measure_execution_time)
+        _one_of("estimator.time_scale", self.time_scale, TIME_SCALES)
+        if not 0 <= self.outlier < 0.5:
+            raise ValueError(f"estimator.outlier must be in [0, 0.5), got {self.outlier!r}")
+
+
+@dataclass
+class LatencyConfig:
+    """The latency term of the search.
+
+    ``input_shape`` is the deployment input shape (batch first) at which latencies are
+    estimated and measured; ``None`` means batch 1 at the training image shape.
+    """
+    weight: float = 0.0
+    target: Optional[float] = None
+    mode: str = "linear"
+    a: float = 0.2
+    b: float = 0.3
+    input_shape: Optional[List[int]] = None
+
+    def __post_init__(self):
+        _one_of("latency.mode", self.mode, PENALTY_MODES)
+        _positive("latency.weight", self.weight, allow_zero=True)
+        if self.target is not None:
+            _positive("latency.target", self.target)
+        if self.mode == "hinge" and self.target is None:
+            raise ValueError("latency.mode='hinge' needs latency.target (ms), got None")
+        if self.input_shape is not None:
+            if len(self.input_shape) != 4 or any(int(s) <= 0 for s in self.input_shape):
+                raise ValueError("latency.input_shape must be 4 positive ints (N, C, H, W), "
+                                 f"got {list(self.input_shape)!r}")
+
+
+@dataclass
+class SearchConfig:
+    """The search loop (``search=darts|proxyless``)."""
+    algorithm: str = MISSING
+    epochs: int = 6
+    warmup_epochs: int = 2
+    batch_size: int = 64
+    max_batches: Optional[int] = None
+    net_optimizer: str = "momentum"
+    net_lr: float = 0.05
+    net_momentum: float = 0.9
+    net_weight_decay: float = 1e-4
+    arch_optimizer: str = "adam"
+    arch_lr: float = 3e-3
+    arch_weight_decay: float = 1e-3
+    n_samples: int = 4
+    baseline_decay: float = 0.9
+    checkpoint: bool = True
+    resume: Optional[str] = None
+
+    def __post_init__(self):
+        _one_of("search.algorithm", self.algorithm, ALGORITHMS)
+        _one_of("search.net_optimizer", self.net_optimizer, OPTIMIZERS)
+        _one_of("search.arch_optimizer", self.arch_optimizer, OPTIMIZERS)
+        _positive("search.epochs", self.epochs, allow_zero=True)
+        _positive("search.warmup_epochs", self.warmup_epochs, allow_zero=True)
+        _positive("search.batch_size", self.batch_size)
+        if self.max_batches is not None:
+            _positive("search.max_batches", self.max_batches)
+        _positive("search.net_lr", self.net_lr)
+        _positive("search.arch_lr", self.arch_lr)
+        _positive("search.n_samples", self.n_samples)
+        if not 0 <= self.baseline_decay < 1:
+            raise ValueError(f"search.baseline_decay must be in [0, 1), got {self.baseline_decay!r}")
+
+
+@dataclass
+class RetrainConfig:
+    """Training the derived architecture from scratch (``retrain.epochs=0`` skips it)."""
+    epochs: int = 20
+    batch_size: int = 64
+    max_batches: Optional[int] = None
+    optimizer: str = "momentum"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+
+    def __post_init__(self):
+        _one_of("retrain.optimizer", self.optimizer, OPTIMIZERS)
+        _positive("retrain.epochs", self.epochs, allow_zero=True)
+        _positive("retrain.batch_size", self.batch_size)
+        if self.max_batches is not None:
+            _positive("retrain.max_batches", self.max_batches)
+        _positive("retrain.lr", self.lr)
+
+
+@dataclass
+class MobileNetSpaceConfig:
+    """MobileNetV2-style space (``space=mobilenet``); channels and classes come from the data."""
+    _target_: str = "nas_hw.search.spaces.MobileNetSpace"
+    stem_channels: int = 8
+    stage_channels: List[int] = field(default_factory=lambda: [16, 24])
+    stage_blocks: List[int] = field(default_factory=lambda: [2, 2])
+    stage_strides: List[int] = field(default_factory=lambda: [1, 2])
+    kernels: List[int] = field(default_factory=lambda: [3, 5, 7])
+    expansions: List[int] = field(default_factory=lambda: [3, 6])
+    zero: bool = True
+    dropout: float = 0.0
+
+
+@dataclass
+class DartsSpaceConfig:
+    """DARTS cell space (``space=darts``); channels and classes come from the data."""
+    _target_: str = "nas_hw.search.spaces.DartsSpace"
+    channels: int = 8
+    n_cells: int = 3
+    n_nodes: int = 2
+    reduction_cells: List[int] = field(default_factory=lambda: [1])
+    ops: Optional[List[str]] = None
+
+
+@dataclass
+class DataConfig:
+    """The dataset (``data=digits|cifar10``)."""
+    _target_: str = "nas_hw.datasets.load_dataset"
+    name: str = MISSING
+    root: Optional[str] = None
+    valid_fraction: float = 0.2
+    test_fraction: Optional[float] = None
+    seed: int = 0
+
+
+@dataclass
+class DeviceConfig:
+    """Where the search runs and latency is measured (``device=cpu|cuda|cudnn``)."""
+    ext_name: str = "cpu"
+    device_id: int = 0
+    type_config: str = "float"
+
+    def __post_init__(self):
+        _one_of("device.ext_name", self.ext_name, EXT_NAMES)
+        _positive("device.device_id", self.device_id, allow_zero=True)
+
+
+@dataclass
+class CacheConfig:
+    """The persistent latency cache, shared across runs; ``path=null`` means
+    ``$NAS_HW_CACHE`` or the per-user cache file (never inside a run directory)."""
+    path: Optional[str] = None
+
+
+@dataclass
+class Config:
+    """The whole search configuration."""
+    estimator: EstimatorConfig = MISSING
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    search: SearchConfig = MISSING
+    retrain: RetrainConfig = field(default_factory=RetrainConfig)
+    space: Any = MISSING
+    data: DataConfig = MISSING
+    device: DeviceConfig = MISSING
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    callbacks: Dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    progress: bool = True
+
+
+def register_configs():
+    """Stores the schemas in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="config_schema", node=Config)
+    cs.store(group="estimator", name="estimator_schema", node=EstimatorConfig)
+    cs.store(group="latency", name="latency_schema", node=LatencyConfig)
+    cs.store(group="search", name="search_schema", node=SearchConfig)
+    cs.store(group="retrain", name="retrain_schema", node=RetrainConfig)
+    cs.store(group="space", name="mobilenet_schema", node=MobileNetSpaceConfig)
+    cs.store(group="space", name="darts_schema", node=DartsSpaceConfig)
+    cs.store(group="data", name="data_schema", node=DataConfig)
+    cs.store(group="device", name="device_schema", node=DeviceConfig)
+
+
+def validate(cfg):
+    """Checks every value of a composed config; raises ``ValueError`` naming the first bad one.
+
+    Args:
+        cfg: the composed ``DictConfig``.
+
+    Returns:
+        The config as plain objects (dataclasses, lists, dicts).
+    """
+    return OmegaConf.to_object(cfg)
+
+
+register_configs()

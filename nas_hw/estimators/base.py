@@ -1,0 +1,222 @@
+"""What the layer-based latency estimators share: settings, device, cache, failures, and the
+isolated timing of one nnabla function."""
+import logging
+from dataclasses import dataclass
+from typing import List
+
+import nnabla as nn
+import nnabla.function as function_classes
+
+from ..cache import open_cache
+from ..device import check_device_id, check_ext_name, fingerprint, get_context, synchronize
+from ..errors import MeasurementError, MissingMeasurementsError
+from ..signature import function_signature, variable_dtype, with_batch
+from ..timing import check_settings, measure
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "warn")
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``."""
+
+    name: str
+    signature: str
+    latency: float
+    noop: bool = False
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A layer that could not be measured (with ``on_error='warn'``); excluded from the sum."""
+
+    name: str
+    signature: str
+    error: str
+
+
+def _current_backend():
+    ctx = nn.get_current_context()
+    return ctx.backend[0].split(":")[0], int(ctx.device_id or 0)
+
+
+class LayerEstimator:
+    """Base of the layer-based latency estimators.
+
+    Args:
+        device_id: device index; ``None`` takes the current nnabla context's.
+        ext_name: ``cpu``, ``cuda`` or ``cudnn``; ``None`` takes the current context's.
+        n_run: timed runs per layer.
+        max_measure_execution_time: time budget in seconds per layer measurement.
+        time_scale: unit of every returned latency: 'm' (ms), 'u' (us), 'n' (ns).
+        n_warmup: untimed runs before timing.
+        outlier: fraction of sorted runs trimmed from each end, in [0, 0.5).
+        cache: a :class:`~nas_hw.cache.LatencyCache`, a path, ``":memory:"``, or ``None``
+            for the default persistent cache (``$NAS_HW_CACHE`` or the per-user cache dir).
+        batch_size: batch size the layers are measured at (1, as the seed assumes).
+        on_error: ``raise`` (a :class:`MeasurementError` naming the layer) or ``warn`` (the
+            layer goes to :attr:`failures`, is logged, and is left out of the sum).
+        fingerprint: measure offline against another device's cached measurements (a
+            fingerprint key string or :class:`~nas_hw.device.Fingerprint`): nothing is measured,
+            and missing layers raise :class:`MissingMeasurementsError` listing them.
+        type_config: ``float``, ``half`` or ``mixed_half``.
+    """
+
+    def __init__(self, device_id=None, ext_name=None, n_run=100, max_measure_execution_time=1,
+                 time_scale="m", n_warmup=10, outlier=0.0, cache=None, batch_size=1,
+                 on_error="raise", fingerprint=None, type_config="float"):
+        cur_ext, cur_id = _current_backend()
+        self.ext_name = check_ext_name(cur_ext if ext_name is None else ext_name)
+        self.device_id = check_device_id(cur_id if device_id is None else device_id)
+        check_settings(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if on_error not in ON_ERROR:
+            raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.n_run = n_run
+        self.n_warmup = n_warmup
+        self.max_measure_execution_time = max_measure_execution_time
+        self.time_scale = time_scale
+        self.outlier = outlier
+        self.batch_size = batch_size
+        self.on_error = on_error
+        self.type_config = type_config
+        self.ctx = get_context(self.ext_name, self.device_id, type_config)
+        self.device_fingerprint = globals()["fingerprint"](self.ext_name, self.device_id, type_config)
+        if fingerprint is None:
+            self.fingerprint_key = self.device_fingerprint.key
+        else:
+            self.fingerprint_key = getattr(fingerprint, "key", fingerprint)
+            if not isinstance(self.fingerprint_key, str) or not self.fingerprint_key:
+                raise ValueError(f"fingerprint must be a non-empty key string or a Fingerprint, got {fingerprint!r}")
+        self.cache = open_cache(cache)
+        self.breakdown: List[LayerCost] = []
+        self.failures: List[Failure] = []
+        self._missing: List[str] = []
+
+    # -- settings -------------------------------------------------------------------
+    @property
+    def offline(self):
+        """True when bound to another device's fingerprint: only cached values are used."""
+        return self.fingerprint_key != self.device_fingerprint.key
+
+    @property
+    def settings(self):
+        return {"n_run": self.n_run, "n_warmup": self.n_warmup, "outlier": self.outlier,
+                "max_measure_execution_time": self.max_measure_execution_time,
+                "estimator": type(self).__name__}
+
+    def reset(self):
+        """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
+        self.breakdown, self.failures, self._missing = [], [], []
+        self.cache.forget()
+
+    # -- measuring --------------------------------------------------------------------
+    def _sync(self):
+        synchronize(self.ext_name, self.device_id)
+
+    def _time(self, fn):
+        return measure(fn, n_run=self.n_run, n_warmup=self.n_warmup,
+                       max_measure_execution_time=self.max_measure_execution_time,
+                       outlier=self.outlier, synchronize=self._sync)
+
+    def _begin(self):
+        self.breakdown, self.failures, self._missing = [], [], []
+
+    def _cost(self, name, signature, measure_fn):
+        """Latency of one layer in ``time_scale`` (cached, or measured once), or ``None`` when the
+        layer failed with ``on_error='warn'`` or is missing offline."""
+        if self.offline:
+            rec = self.cache.get(self.fingerprint_key, signature)
+            if rec is None:
+                self._missing.append(signature)
+                return None
+        else:
+            try:
+                rec = self.cache.get_or_measure(self.fingerprint_key, signature, measure_fn, self.settings,
+                                                self.device_fingerprint.as_dict())
+            except MeasurementError as err:
+                err = MeasurementError(f"cannot measure layer {name!r} ({signature}): {err}",
+                                       layer=name, signature=signature)
+                if self.on_error == "raise":
+                    raise err from err.__cause__
+                logger.warning("%s", err)
+                self.failures.append(Failure(name, signature, str(err)))
+                return None
+        latency = rec.latency(self.time_scale)
+        self.breakdown.append(LayerCost(name, signature, latency, rec.noop))
+        return latency
+
+    def _finish(self, total):
+        if self._missing:
+            missing = sorted(set(self._missing))
+            raise MissingMeasurementsError(
+                f"offline estimator for fingerprint {self.fingerprint_key!r} lacks {len(missing)} "
+                f"measurement(s); measure them on that device and import them: {missing[:10]}",
+                missing)
+        return float(total)
+
+    def _measure_function(self, func, shapes):
+        """Times one nnabla function alone on fresh zeroed inputs of ``shapes`` (forward only)."""
+        def run():
+            with nn.context_scope(self.ctx):
+                inputs = [nn.Variable(s, need_grad=False) for s in shapes]
+                for v in inputs:
+                    v.data.zero()
+                fn = getattr(function_classes, func.info.type_name)(self.ctx, **func.info.args)
+                outs = fn(*inputs)
+                node = (outs[0] if isinstance(outs, (list, tuple)) else outs).parent
+                stats = self._time(lambda: node.forward(node.inputs, node.outputs))
+            return stats, False
+        return self._guard(run)
+
+    @staticmethod
+    def _guard(run):
+        def wrapped():
+            try:
+                return run()
+            except MeasurementError:
+                raise
+            except Exception as err:  # nnabla raises RuntimeError with C++ messages
+                raise MeasurementError(f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else err}") from err
+        return wrapped
+
+    def _function_costs(self, funcs, batch_leaves, prefix=""):
+        """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables that carry the batch
+        axis (their shapes, and those of everything computed from them, get ``batch_size``)."""
+        batched = set(batch_leaves)
+        total = 0.0
+        for i, f in enumerate(funcs):
+            shapes, dtypes = [], []
+            for v in f.inputs:
+                is_batched = v in batched
+                shapes.append(with_batch(v.shape, self.batch_size) if is_batched else tuple(v.shape))
+                dtypes.append(variable_dtype(v))
+            if any(v in batched for v in f.inputs):
+                batched.update(f.outputs)
+            sig = function_signature(f, shapes, dtypes)
+            name = f"{prefix}{i}:{f.info.type_name}"
+            cost = self._cost(name, sig, self._measure_function(f, shapes))
+            if cost is not None:
+                total += cost
+        return total
+
+
+def non_parameter_leaves(funcs):
+    """Leaf variables of ``funcs`` that are not registered parameters and need no gradient:
+    the graph's inputs, which carry the batch axis."""
+    params = {v for v in nn.get_parameters(grad_only=False).values()}
+    leaves = []
+    for f in funcs:
+        for v in f.inputs:
+            if v.parent is None and v not in params and not v.need_grad and v not in leaves:
+                leaves.append(v)
+    return leaves
+
+
+def batch_of(leaves):
+    sizes = {int(v.shape[0]) for v in leaves if len(v.shape)}
+    return sizes.pop() if len(sizes) == 1 else None
+

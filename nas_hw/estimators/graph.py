@@ -1,0 +1,48 @@
+"""Layer-based latency per nnabla function (``LatencyGraphEstimator``)."""
+from ..graph_utils import functions_of
+from .base import LayerEstimator, batch_of, non_parameter_leaves
+
+
+class LatencyGraphEstimator(LayerEstimator):
+    """Estimates a graph's latency as the sum of its functions' latencies, each function
+    measured once alone (forward only) and then served from the persistent cache.
+
+    Same constructor arguments as :class:`~nas_hw.estimators.base.LayerEstimator`
+    (the seed's ``device_id``, ``ext_name``, ``outlier``, ``time_scale``, ``n_warmup``,
+    ``max_measure_execution_time``, ``n_run`` plus ``cache``, ``batch_size``...).
+
+    Example:
+        >>> est = LatencyGraphEstimator(ext_name="cpu", device_id=0)
+        >>> latency_ms = est.get_estimation(out)   # out: the graph's output Variable
+    """
+
+    def predict(self, graph, inputs=None):
+        """Latency of the graph ending in ``graph`` (an ``nnabla.Variable``), in ``time_scale``.
+
+        Args:
+            graph: the output Variable.
+            inputs: the graph's input Variables (the ones carrying the batch axis). By default
+                every leaf that is neither a registered parameter nor needs a gradient.
+
+        Raises:
+            MeasurementError: a function could not be measured (``on_error='raise'``).
+            MissingMeasurementsError: offline and some functions are not in the cache.
+        """
+        if not hasattr(graph, "visit") or not hasattr(graph, "parent"):
+            raise TypeError(f"LatencyGraphEstimator needs an nnabla.Variable (a graph's output), "
+                            f"got {type(graph).__name__}")
+        funcs = functions_of(graph)
+        leaves = list(inputs) if inputs is not None else non_parameter_leaves(funcs)
+        graph_batch = batch_of(leaves)
+        if graph_batch == self.batch_size:
+            leaves = []  # shapes already right: nothing to rewrite
+        elif graph_batch is None and leaves:
+            raise ValueError("cannot tell the graph's batch axis (its inputs disagree on the first "
+                             "dimension); pass inputs=[...] to get_estimation")
+        self._begin()
+        total = self._function_costs(funcs, leaves)
+        return self._finish(total)
+
+    def get_estimation(self, graph, inputs=None):
+        """Alias of :meth:`predict`, the seed's name."""
+        return self.predict(graph, inputs)

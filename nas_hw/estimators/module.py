@@ -1,0 +1,165 @@
+"""Layer-based latency per active leaf module (``LatencyEstimator``)."""
+import contextlib
+
+import nnabla as nn
+import nnabla.functions as F
+
+from ..cache import noop_stats
+from ..errors import GraphNotBuiltError, MeasurementError
+from ..graph_utils import functions_of
+from ..signature import module_signature, with_batch
+from .base import LayerEstimator
+
+
+def is_mixed_op(m):
+    """nnabla_nas MixedOp, found by duck typing (its candidates and architecture parameter)."""
+    return hasattr(m, "_ops") and hasattr(m, "_alpha") and hasattr(m, "_mode")
+
+
+def _is_leaf(m):
+    return len(m.modules) == 0
+
+
+def _functions_between(outputs, inputs):
+    """Function nodes computing ``outputs`` from ``inputs`` (walks back, stops at ``inputs``)."""
+    stop, seen, found, stack = set(inputs), set(), [], list(outputs)
+    while stack:
+        v = stack.pop()
+        if v in stop or v.parent is None:
+            continue
+        f = v.parent
+        if f in seen:
+            continue
+        seen.add(f)
+        found.append(f)
+        stack.extend(f.inputs)
+    return found
+
+
+@contextlib.contextmanager
+def _recording_leaf_calls(net, calls):
+    """Temporarily wraps each leaf module's ``call`` to record (module, inputs, outputs), and
+    makes sampling MixedOps reuse their current choice instead of sampling a new one."""
+    patched = []
+
+    def patch(m, fn):
+        patched.append((m, m.__dict__.get("call")))
+        m.__dict__["call"] = fn
+
+    for _, m in net.get_modules():
+        if is_mixed_op(m) and m._mode != "full":
+            if m._active is None:
+                raise GraphNotBuiltError(f"MixedOp {m.name or m!r} has no active candidate yet: "
+                                         "build the graph (net(x)) before estimating")
+            patch(m, lambda x, m=m: m._ops[m._active](x))
+        elif _is_leaf(m):
+            original = m.call
+
+            def recorder(*args, m=m, original=original, **kwargs):
+                out = original(*args, **kwargs)
+                outs = list(out) if isinstance(out, (list, tuple)) else [out]
+                calls.append((m, list(args), outs))
+                return out
+
+            patch(m, recorder)
+    try:
+        yield
+    finally:
+        for m, previous in reversed(patched):
+            if previous is None:
+                m.__dict__.pop("call", None)
+            else:
+                m.__dict__["call"] = previous
+
+
+class LatencyEstimator(LayerEstimator):
+    """Estimates a model's latency as the sum of its active leaf modules' latencies (each leaf
+    measured once on its own, forward only, in inference mode) plus the operations that run
+    outside any leaf module (a residual addition, a sum of DARTS branches), measured per function.
+
+    Modules that run no function (``Identity``, ``Dropout`` in inference) are recorded as
+    true no-ops (0, flagged ``noop`` in :attr:`breakdown`), never as swallowed errors.
+
+    The model must have been called once (``net(x)``) so its modules know their input shapes;
+    the graph is rebuilt at those shapes (MixedOps keep their current choice) to find the
+    active modules and the operations between them.
+
+    Example:
+        >>> est = LatencyEstimator(ext_name="cpu", device_id=0)
+        >>> out = net(nn.Variable((1, 3, 32, 32)))
+        >>> latency_ms = est.get_estimation(net)
+    """
+
+    def _module_cost(self, m, name, input_shapes):
+        shapes = [with_batch(s, self.batch_size) for s in input_shapes]
+        sig = module_signature(m, shapes)
+
+        def run():
+            with nn.context_scope(self.ctx), nn.auto_forward(False):
+                inputs = [nn.Variable(s, need_grad=False) for s in shapes]
+                for v in inputs:
+                    v.data.zero()
+                out = m.call(*inputs)
+                outs = list(out) if isinstance(out, (list, tuple)) else [out]
+                if not _functions_between(outs, inputs):
+                    return noop_stats(), True
+                sink = outs[0] if len(outs) == 1 else F.sink(*outs)
+                for f in functions_of(sink):  # parameters that were never written
+                    for v in f.inputs:
+                        if v.parent is None and v.data.modification_count == 0:
+                            v.data.zero()
+                return self._time(lambda: sink.forward(clear_no_need_grad=True)), False
+        return self._cost(name, sig, self._guard(run))
+
+    def predict(self, module):
+        """Latency of one leaf module at its recorded input shapes, in ``time_scale``."""
+        if not module.input_shapes:
+            raise GraphNotBuiltError(f"module {type(module).__name__} has no input shapes: "
+                                     "build the graph (net(x)) before estimating")
+        self._begin()
+        state = module.training
+        module.apply(training=False)
+        try:
+            cost = self._module_cost(module, module.name or type(module).__name__, module.input_shapes)
+        finally:
+            module.apply(training=state)
+        if cost is None and self.failures:
+            raise MeasurementError(self.failures[-1].error, layer=self.failures[-1].name,
+                                   signature=self.failures[-1].signature)
+        return self._finish(cost)
+
+    def get_estimation(self, net):
+        """Latency of the whole model (active leaves + operations outside modules).
+
+        Raises:
+            GraphNotBuiltError: the model was never called, so no input shapes exist.
+            MeasurementError: a layer could not be measured (``on_error='raise'``).
+            MissingMeasurementsError: offline and some layers are not in the cache.
+        """
+        if not hasattr(net, "get_modules") or not hasattr(net, "input_shapes"):
+            raise TypeError(f"LatencyEstimator needs an nnabla_nas-style Module, got {type(net).__name__}")
+        if not net.input_shapes:
+            raise GraphNotBuiltError(f"model {type(net).__name__} was never called, so its modules have no "
+                                     "input shapes: build the graph once (out = net(x)) before estimating")
+        names = {m: (n or type(m).__name__) for n, m in net.get_modules()}
+        state = net.training
+        calls = []
+        net.apply(training=False)
+        try:
+            with nn.auto_forward(False), _recording_leaf_calls(net, calls):
+                inputs = [nn.Variable(s, need_grad=False) for s in net.input_shapes]
+                out = net(*inputs)
+            outs = list(out) if isinstance(out, (list, tuple)) else [out]
+            inside = set()
+            for _, ins, leaf_outs in calls:
+                inside.update(_functions_between(leaf_outs, ins))
+            outside = [f for f in functions_of(outs[0] if len(outs) == 1 else F.sink(*outs)) if f not in inside]
+            self._begin()
+            total = 0.0
+            for m, ins, _ in calls:
+                cost = self._module_cost(m, names.get(m, type(m).__name__), [v.shape for v in ins])
+                total += cost or 0.0
+            total += self._function_costs(outside, inputs, prefix="outside/")
+        finally:
+            net.apply(training=state)
+        return self._finish(total)
