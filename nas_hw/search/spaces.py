@@ -277,16 +277,18 @@ class MobileNetSpace(_SpaceBase):
         choices: one candidate index per block to build the derived fixed network.
         name: module name.
         head_channels: channels of the head's 1x1 conv (None: 4 x last stage channels).
+        stem_stride: stride (1 or 2) of the stem conv; 2 suits 224x224 inputs.
         seed: seed of weight initialisation and of MixedOp sampling.
     """
 
     def __init__(self, in_channels=1, n_classes=10, stem_channels=8, stage_channels=(16, 24),
                  stage_blocks=(2, 2), stage_strides=(1, 2), kernels=(3, 5, 7),
                  expansions=(3, 6), zero=True, dropout=0.0, mode='full', choices=None,
-                 name='', head_channels=None, seed=0):
+                 name='', head_channels=None, stem_stride=1, seed=0):
         Module.__init__(self, name=name)
         config = self._validate(in_channels=in_channels, n_classes=n_classes,
-                                stem_channels=stem_channels, stage_channels=stage_channels,
+                                stem_channels=stem_channels, stem_stride=stem_stride,
+                                stage_channels=stage_channels,
                                 stage_blocks=stage_blocks, stage_strides=stage_strides,
                                 kernels=kernels, expansions=expansions, zero=zero,
                                 dropout=dropout, head_channels=head_channels, seed=seed)
@@ -297,20 +299,20 @@ class MobileNetSpace(_SpaceBase):
 
         self.stem = Sequential(OrderedDict([
             ('conv', Conv(c['in_channels'], c['stem_channels'], (3, 3), pad=(1, 1),
-                          with_bias=False, rng=rng)),
+                          stride=(c['stem_stride'],) * 2, with_bias=False, rng=rng)),
             ('bn', _bn(c['stem_channels'])),
             ('act', ReLU6()),
         ]))
         blocks, residual = [], []
         for gi, block in enumerate(self._plan_blocks(c)):
-            candidates = [self._candidate(name_, block) for name_ in block['candidates']]
             if self._choices is None:
+                candidates = [self._candidate(n_, block) for n_ in block['candidates']]
                 blocks.append(self._mixed(candidates, name=block['group']))
             else:
                 chosen = block['candidates'][self._choices[gi]]
                 if chosen == ZERO:  # residual block skipped: x + 0 == x
                     continue
-                blocks.append(candidates[self._choices[gi]])
+                blocks.append(self._candidate(chosen, block))
             residual.append(block['residual'])
         self.blocks = ModuleList(blocks)
         self._residual = residual
@@ -326,7 +328,8 @@ class MobileNetSpace(_SpaceBase):
         ]))
 
     @staticmethod
-    def _validate(in_channels=1, n_classes=10, stem_channels=8, stage_channels=(16, 24),
+    def _validate(in_channels=1, n_classes=10, stem_channels=8, stem_stride=1,
+                  stage_channels=(16, 24),
                   stage_blocks=(2, 2), stage_strides=(1, 2), kernels=(3, 5, 7),
                   expansions=(3, 6), zero=True, dropout=0.0, head_channels=None, seed=0,
                   name=''):
@@ -345,6 +348,8 @@ class MobileNetSpace(_SpaceBase):
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
                 or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+        if stem_stride not in (1, 2) or isinstance(stem_stride, bool):
+            raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         if head_channels is None:
             head_channels = 4 * stage_channels[-1]
         if not _is_int(seed) or seed < 0:
@@ -353,6 +358,7 @@ class MobileNetSpace(_SpaceBase):
             in_channels=_check_pos_int('in_channels', in_channels),
             n_classes=_check_pos_int('n_classes', n_classes),
             stem_channels=_check_pos_int('stem_channels', stem_channels),
+            stem_stride=int(stem_stride),
             stage_channels=stage_channels, stage_blocks=stage_blocks,
             stage_strides=stage_strides, kernels=kernels,
             expansions=_check_int_tuple('expansions', expansions, unique=True),
