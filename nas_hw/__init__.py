@@ -1,12 +1,18 @@
 """nas_hw: hardware-aware neural architecture search tools for nnabla / nnabla_nas."""
-from .errors import (CacheError, ExtensionUnavailableError, MeasurementError,
+from .cache import LatencyCache
+from .errors import (CacheError, ExtensionUnavailableError, GraphNotBuiltError, MeasurementError,
                      MissingMeasurementsError, NasHwError, PowerUnavailableError)
+from .estimators.graph import LatencyGraphEstimator
+from .estimators.module import LatencyEstimator
 from .estimators.network import Profiler
+from .penalty import LatencyPenalty, MemoryPenalty
+from .table import CandidateTable
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Profiler",
+    "Profiler", "LatencyGraphEstimator", "LatencyEstimator", "LatencyCache",
+    "CandidateTable", "LatencyPenalty", "MemoryPenalty",
     "NasHwError", "MeasurementError", "CacheError", "ExtensionUnavailableError",
-    "MissingMeasurementsError", "PowerUnavailableError",
+    "MissingMeasurementsError", "GraphNotBuiltError", "PowerUnavailableError",
 ]

@@ -1,4 +1,7 @@
 """Layer-based latency per nnabla function (``LatencyGraphEstimator``)."""
+import nnabla as nn
+import nnabla.functions as F
+
 from ..graph_utils import functions_of
 from .base import LayerEstimator, batch_of, non_parameter_leaves
 
@@ -46,3 +49,24 @@ class LatencyGraphEstimator(LayerEstimator):
     def get_estimation(self, graph, inputs=None):
         """Alias of :meth:`predict`, the seed's name."""
         return self.predict(graph, inputs)
+
+    def estimate_module(self, module, input_shapes):
+        """Latency of ``module`` called on inputs of ``input_shapes`` (inference mode)."""
+        return _with_inference(module, lambda: self._estimate_built(module, input_shapes))
+
+    def _estimate_built(self, module, input_shapes):
+        xs = [nn.Variable(tuple(s), need_grad=False) for s in input_shapes]
+        with nn.auto_forward(False):
+            out = module(*xs)
+        if isinstance(out, (list, tuple)):
+            out = F.sink(*out)
+        return self.predict(out, inputs=xs)
+
+
+def _with_inference(module, fn):
+    state = module.training
+    module.apply(training=False)
+    try:
+        return fn()
+    finally:
+        module.apply(training=state)

@@ -163,3 +163,11 @@ class LatencyEstimator(LayerEstimator):
         finally:
             net.apply(training=state)
         return self._finish(total)
+
+    def estimate_module(self, module, input_shapes):
+        """Latency of ``module`` (a leaf or a composite) called on inputs of ``input_shapes``."""
+        with nn.auto_forward(False):
+            module(*[nn.Variable(tuple(s), need_grad=False) for s in input_shapes])
+        if len(module.modules) == 0:
+            return self.predict(module)
+        return self.get_estimation(module)

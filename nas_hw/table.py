@@ -1,0 +1,272 @@
+"""``CandidateTable``: the cost of every candidate of every choice point, measured once.
+
+Latency of a subnetwork = ``fixed`` (everything outside the choice points) + the cost of the
+chosen candidate at each choice point. Every query is table arithmetic: no graph work.
+"""
+import contextlib
+import hashlib
+import json
+import logging
+import os
+
+import nnabla as nn
+import numpy as np
+from tqdm import tqdm
+
+from .space import find_choice_points, group_alphas
+
+logger = logging.getLogger(__name__)
+
+TABLE_FORMAT = 1
+METRICS = ("latency", "param_bytes")
+
+
+@contextlib.contextmanager
+def fixed_choices(points, choices):
+    """Makes each choice point run only candidate ``choices[i]`` (a derived subnetwork) while
+    the block is open; the MixedOps' mode, choice and call are restored afterwards."""
+    saved = []
+    for cp, c in zip(points, choices):
+        m = cp.mixedop
+        saved.append((m, m._mode, m._active, m.__dict__.get("call")))
+        m._mode, m._active = "sample", int(c)
+        m.__dict__["call"] = lambda x, m=m, c=int(c): m._ops[c](x)
+    try:
+        yield
+    finally:
+        for m, mode, active, call in reversed(saved):
+            m._mode, m._active = mode, active
+            if call is None:
+                m.__dict__.pop("call", None)
+            else:
+                m.__dict__["call"] = call
+
+
+def param_bytes(module):
+    """Bytes of all parameters of ``module`` (each counted once)."""
+    seen, total = [], 0
+    for p in module.get_parameters().values():
+        if any(p is q for q in seen):
+            continue
+        seen.append(p)
+        total += int(np.prod(p.shape)) * 4  # float32 parameters
+    return total
+
+
+def _softmax(a):
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    e = np.exp(a - a.max())
+    return e / e.sum()
+
+
+class CandidateTable:
+    """Per-candidate costs of a search space.
+
+    Attributes:
+        costs: ``{metric: [np.ndarray per choice point]}``; latency in ``unit``, bytes for
+            ``param_bytes``.
+        fixed: ``{metric: cost of everything outside the choice points}``.
+        groups: the architecture-parameter group of each choice point.
+        names: choice point names; ``candidate_names`` the candidates' class names.
+        unit: the latency unit ('m', 'u', 'n' as the estimator's ``time_scale``).
+        fingerprint: the device the latencies were measured on.
+    """
+
+    def __init__(self, costs, fixed, groups, names, candidate_names, unit="m", fingerprint="",
+                 space_key="", input_shape=None):
+        self.costs = {k: [np.asarray(c, dtype=np.float64) for c in v] for k, v in costs.items()}
+        self.fixed = {k: float(v) for k, v in fixed.items()}
+        self.groups = [int(g) for g in groups]
+        self.names = list(names)
+        self.candidate_names = [list(c) for c in candidate_names]
+        self.unit = unit
+        self.fingerprint = fingerprint
+        self.space_key = space_key
+        self.input_shape = None if input_shape is None else tuple(input_shape)
+        self._points = None
+        self._alphas = None
+        self._group_costs = {}
+
+    # -- building ---------------------------------------------------------------------
+    @classmethod
+    def build(cls, model, estimator, input_shape=None, progress=True):
+        """Measures every candidate of every choice point once (through ``estimator`` and its
+        cache) and the fixed remainder of the network.
+
+        Args:
+            model: an nnabla_nas-style model with MixedOps.
+            estimator: a :class:`~nas_hw.LatencyGraphEstimator` or :class:`~nas_hw.LatencyEstimator`.
+            input_shape: the deployment input shape to measure at; ``None`` uses the shapes of
+                the last graph built (which must exist).
+            progress: show a progress bar.
+
+        Raises:
+            GraphNotBuiltError: no input shape given and the graph was never built.
+        """
+        points = find_choice_points(model, require_shapes=input_shape is None)
+        if not points:
+            raise ValueError(f"{type(model).__name__} has no choice points (MixedOps) to tabulate")
+        if input_shape is not None:
+            input_shape = tuple(int(d) for d in input_shape)
+            with fixed_choices(points, [0] * len(points)), nn.auto_forward(False):
+                model(nn.Variable(input_shape, need_grad=False))
+            points = find_choice_points(model)
+        net_shapes = [tuple(s) for s in model.input_shapes]
+        n_total = sum(cp.n_candidates for cp in points) + 1
+        lat, pbytes = [], []
+        bar = tqdm(total=n_total, desc="candidate table", disable=not progress, leave=False)
+        try:
+            for cp in points:
+                row_lat, row_bytes = [], []
+                for cand in cp.candidates:
+                    row_lat.append(estimator.estimate_module(cand, cp.input_shapes))
+                    row_bytes.append(param_bytes(cand))
+                    bar.update(1)
+                lat.append(row_lat)
+                pbytes.append(row_bytes)
+            with fixed_choices(points, [0] * len(points)):
+                total = estimator.estimate_module(model, net_shapes)
+            bar.update(1)
+        finally:
+            bar.close()
+        fixed_lat = total - sum(row[0] for row in lat)
+        alphas = group_alphas(points)
+        all_bytes = param_bytes(model) - sum(int(np.prod(a.shape)) * 4 for a in alphas)
+        fixed_bytes = all_bytes - sum(sum(row) for row in pbytes)
+        table = cls({"latency": lat, "param_bytes": pbytes},
+                    {"latency": fixed_lat, "param_bytes": fixed_bytes},
+                    [cp.group for cp in points], [cp.name for cp in points],
+                    [[type(c).__name__ for c in cp.candidates] for cp in points],
+                    unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
+                    space_key=space_key(points, net_shapes, estimator.batch_size),
+                    input_shape=net_shapes[0] if net_shapes else None)
+        table._bind_points(points)
+        return table
+
+    # -- binding to a live model ----------------------------------------------------------
+    def bind(self, model):
+        """Attaches a (re)loaded table to ``model``'s choice points (checked to match)."""
+        points = find_choice_points(model, require_shapes=False)
+        if [cp.n_candidates for cp in points] != [len(c) for c in self.costs["latency"]]:
+            raise ValueError("this table does not match the model's choice points "
+                             f"({len(self.costs['latency'])} tabulated, {len(points)} in the model)")
+        self._bind_points(points)
+        return self
+
+    def _bind_points(self, points):
+        self._points = points
+        self._alphas = group_alphas(points)
+
+    @property
+    def points(self):
+        if self._points is None:
+            raise RuntimeError("table is not bound to a model: call table.bind(model)")
+        return self._points
+
+    @property
+    def alphas(self):
+        self.points  # noqa: B018 - raises when unbound
+        return self._alphas
+
+    @property
+    def n_groups(self):
+        return max(self.groups) + 1
+
+    def group_costs(self, metric="latency"):
+        """Per group, the summed candidate costs of its choice points (shared alphas add up)."""
+        if metric not in self._group_costs:
+            self._check_metric(metric)
+            out = [np.zeros(len(c)) for c in self._first_of_groups(metric)]
+            for g, c in zip(self.groups, self.costs[metric]):
+                out[g] = out[g] + c
+            self._group_costs[metric] = out
+        return self._group_costs[metric]
+
+    def _first_of_groups(self, metric):
+        firsts = {}
+        for g, c in zip(self.groups, self.costs[metric]):
+            firsts.setdefault(g, c)
+        return [firsts[g] for g in range(len(firsts))]
+
+    def _check_metric(self, metric):
+        if metric not in self.costs:
+            raise ValueError(f"metric must be one of {tuple(self.costs)}, got {metric!r}")
+
+    # -- queries ----------------------------------------------------------------------
+    def sampled(self, metric="latency"):
+        """Cost of the currently active candidates (the sampled subnetwork)."""
+        costs = self.costs[metric] if metric in self.costs else self._check_metric(metric)
+        total = self.fixed[metric]
+        for cp, c in zip(self.points, costs):
+            a = cp.mixedop._active
+            if a is None:
+                raise RuntimeError(f"choice point {cp.name!r} has no active candidate (mode "
+                                   f"{cp.mixedop._mode!r} samples only during forward)")
+            total += c[a]
+        return float(total)
+
+    def for_choices(self, choices, metric="latency"):
+        """Cost of the subnetwork choosing ``choices[g]`` in every group ``g``."""
+        self._check_metric(metric)
+        if len(choices) != self.n_groups:
+            raise ValueError(f"choices must hold one index per group ({self.n_groups}), got {len(choices)}")
+        return float(self.fixed[metric] + sum(c[int(choices[g])] for g, c in zip(self.groups, self.costs[metric])))
+
+    def argmax_choices(self):
+        return [int(np.argmax(a.d.reshape(-1))) for a in self.alphas]
+
+    def argmax(self, metric="latency"):
+        """Cost of the derived architecture (argmax of every alpha)."""
+        return self.for_choices(self.argmax_choices(), metric)
+
+    def expected(self, metric="latency"):
+        """Expected cost under softmax(alpha) of every group."""
+        gc = self.group_costs(metric)
+        return float(self.fixed[metric] + sum(float(_softmax(a.d) @ c) for a, c in zip(self.alphas, gc)))
+
+    def min(self, metric="latency"):
+        """Cheapest subnetwork cost (per group minimum)."""
+        return float(self.fixed[metric] + sum(c.min() for c in self.group_costs(metric)))
+
+    def max(self, metric="latency"):
+        """Most expensive subnetwork cost (per group maximum)."""
+        return float(self.fixed[metric] + sum(c.max() for c in self.group_costs(metric)))
+
+    # -- persistence --------------------------------------------------------------------
+    def to_dict(self):
+        return {"format": TABLE_FORMAT, "unit": self.unit, "fingerprint": self.fingerprint,
+                "space_key": self.space_key, "input_shape": self.input_shape,
+                "groups": self.groups, "names": self.names, "candidate_names": self.candidate_names,
+                "fixed": self.fixed, "costs": {k: [c.tolist() for c in v] for k, v in self.costs.items()}}
+
+    @classmethod
+    def from_dict(cls, d):
+        if not isinstance(d, dict) or d.get("format") != TABLE_FORMAT:
+            raise ValueError(f"not a nas_hw candidate table (format {TABLE_FORMAT} expected)")
+        return cls(d["costs"], d["fixed"], d["groups"], d["names"], d["candidate_names"], d["unit"],
+                   d["fingerprint"], d["space_key"], d.get("input_shape"))
+
+    def save(self, path):
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "w") as fh:
+            json.dump(self.to_dict(), fh, indent=1)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path, model=None):
+        with open(path) as fh:
+            table = cls.from_dict(json.load(fh))
+        return table.bind(model) if model is not None else table
+
+    def __repr__(self):
+        return (f"CandidateTable({len(self.names)} choice points, {sum(len(c) for c in self.costs['latency'])} "
+                f"candidates, fixed={self.fixed['latency']:.4g}{self.unit}s, fingerprint={self.fingerprint!r})")
+
+
+def space_key(points, net_shapes, batch_size):
+    """A short stable id of a search space (its candidates and shapes)."""
+    h = hashlib.sha1()
+    h.update(repr((net_shapes, batch_size)).encode())
+    for cp in points:
+        h.update(repr((cp.name, cp.group, cp.input_shapes, [str(c) for c in cp.candidates])).encode())
+    return h.hexdigest()[:16]
