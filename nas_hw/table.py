@@ -18,7 +18,7 @@ from .space import find_choice_points, group_alphas
 logger = logging.getLogger(__name__)
 
 TABLE_FORMAT = 1
-METRICS = ("latency", "param_bytes")
+METRICS = ("latency", "param_bytes", "n_layers")
 
 
 @contextlib.contextmanager
@@ -51,6 +51,11 @@ def param_bytes(module):
         seen.append(p)
         total += int(np.prod(p.shape)) * 4  # float32 parameters
     return total
+
+
+def _n_layers(estimator):
+    """Layers that ran a function in the estimator's last estimate (no-ops excluded)."""
+    return sum(1 for layer in estimator.breakdown if not layer.noop)
 
 
 def _softmax(a):
@@ -113,19 +118,22 @@ class CandidateTable:
             points = find_choice_points(model)
         net_shapes = [tuple(s) for s in model.input_shapes]
         n_total = sum(cp.n_candidates for cp in points) + 1
-        lat, pbytes = [], []
+        lat, pbytes, nlayers = [], [], []
         bar = tqdm(total=n_total, desc="candidate table", disable=not progress, leave=False)
         try:
             for cp in points:
-                row_lat, row_bytes = [], []
+                row_lat, row_bytes, row_n = [], [], []
                 for cand in cp.candidates:
                     row_lat.append(estimator.estimate_module(cand, cp.input_shapes))
+                    row_n.append(_n_layers(estimator))
                     row_bytes.append(param_bytes(cand))
                     bar.update(1)
                 lat.append(row_lat)
                 pbytes.append(row_bytes)
+                nlayers.append(row_n)
             with fixed_choices(points, [0] * len(points)):
                 total = estimator.estimate_module(model, net_shapes)
+            total_n = _n_layers(estimator)
             bar.update(1)
         finally:
             bar.close()
@@ -133,8 +141,9 @@ class CandidateTable:
         alphas = group_alphas(points)
         all_bytes = param_bytes(model) - sum(int(np.prod(a.shape)) * 4 for a in alphas)
         fixed_bytes = all_bytes - sum(sum(row) for row in pbytes)
-        table = cls({"latency": lat, "param_bytes": pbytes},
-                    {"latency": fixed_lat, "param_bytes": fixed_bytes},
+        fixed_n = total_n - sum(row[0] for row in nlayers)
+        table = cls({"latency": lat, "param_bytes": pbytes, "n_layers": nlayers},
+                    {"latency": fixed_lat, "param_bytes": fixed_bytes, "n_layers": fixed_n},
                     [cp.group for cp in points], [cp.name for cp in points],
                     [[type(c).__name__ for c in cp.candidates] for cp in points],
                     unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
