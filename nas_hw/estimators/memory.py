@@ -198,11 +198,8 @@ def _inplace_source(f):
     if f.info.args.get("inplace", False):
         return 0
     for i in range(len(f.inputs)):
-        try:
-            if f.inplace_data(i):
-                return i
-        except RuntimeError:  # functions that do not implement the query are not in-place
-            return None
+        if f.inplace_data(i):  # Function.INPLACE_NOT_MODIFY (1) or Function.INPLACE (2)
+            return i
     return None
 
 
