@@ -7,10 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from nas_hw.errors import NasHwError
-
 from nas_hw.datasets import (CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, DatasetError,
                              iterate_batches, load_dataset, read_cifar10_batch)
+from nas_hw.errors import NasHwError
 
 
 def test_digits_loads_1797_real_samples_split_as_asked():
