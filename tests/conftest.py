@@ -1,0 +1,21 @@
+import os
+
+import pytest
+
+# Tests never touch the user's real cache: each test session gets its own file.
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_HW_CACHE", str(tmp_path / "latency.sqlite"))
+    yield
+
+
+def cuda_available():
+    try:
+        import nnabla_ext.cuda  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+requires_gpu = pytest.mark.skipif(not cuda_available(), reason="needs nnabla-ext-cuda and a CUDA GPU (pip install 'nas_hw[cuda]')")
+os.environ.setdefault("PYTHONHASHSEED", "0")

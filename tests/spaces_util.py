@@ -1,0 +1,26 @@
+"""Small search spaces for the tests, built from nnabla_nas.module blocks."""
+import nnabla as nn
+
+from nas_hw.search.spaces import DartsSpace, MobileNetSpace
+
+
+def mobilenet(mode="full", size=8, in_channels=3, **kw):
+    args = dict(in_channels=in_channels, stem_channels=8, stage_channels=(8, 16), stage_blocks=(2, 1),
+                stage_strides=(1, 2), kernels=(3, 5), expansions=(1, 3), head_channels=16)
+    args.update(kw)
+    net = MobileNetSpace(mode=mode, **args)
+    net.apply(training=False)
+    out = net(nn.Variable((1, in_channels, size, size)))
+    return net, out
+
+
+def darts(mode="full", size=8, in_channels=3, **kw):
+    args = dict(in_channels=in_channels, channels=4, n_cells=2, n_nodes=2, reduction_cells=(1,))
+    args.update(kw)
+    net = DartsSpace(mode=mode, **args)
+    net.apply(training=False)
+    out = net(nn.Variable((1, in_channels, size, size)))
+    return net, out
+
+
+SPACES = {"mobilenet": mobilenet, "darts": darts}

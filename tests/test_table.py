@@ -1,0 +1,105 @@
+import nnabla as nn
+import numpy as np
+import pytest
+
+from nas_hw import CandidateTable, LatencyCache, LatencyEstimator, LatencyGraphEstimator
+from nas_hw.space import find_choice_points
+from tests.spaces_util import SPACES
+
+FAST = dict(device_id=0, ext_name="cpu", n_run=3, n_warmup=1)
+
+
+def build(space, estimator_cls, cache, mode="sample", **kw):
+    net, _ = SPACES[space](mode=mode, **kw)
+    est = estimator_cls(cache=cache, **FAST)
+    return net, est, CandidateTable.build(net, est, progress=False)
+
+
+@pytest.mark.parametrize("space", ["mobilenet", "darts"])
+@pytest.mark.parametrize("estimator_cls", [LatencyGraphEstimator, LatencyEstimator])
+def test_sampled_matches_estimator_on_the_built_subnetwork(space, estimator_cls):
+    cache = LatencyCache(":memory:")
+    net, est, table = build(space, estimator_cls, cache)
+    for _ in range(4):
+        out = net(nn.Variable((1, 3, 8, 8)))  # samples a new subnetwork
+        direct = est.get_estimation(out) if estimator_cls is LatencyGraphEstimator else est.get_estimation(net)
+        assert table.sampled() == pytest.approx(direct, rel=0.01)
+
+
+def signatures_of(est, fn):
+    fn()
+    return {layer.signature for layer in est.breakdown}
+
+
+def test_measurements_are_distinct_signatures_and_zero_when_warm(tmp_path):
+    cache = LatencyCache(str(tmp_path / "c.sqlite"))
+    net, est, table = build("mobilenet", LatencyGraphEstimator, cache)
+    # Count the distinct signatures independently, from the estimator's own breakdowns.
+    probe = LatencyGraphEstimator(cache=cache, **FAST)
+    sigs = set()
+    for cp in find_choice_points(net):
+        for cand in cp.candidates:
+            sigs |= signatures_of(probe, lambda: probe.estimate_module(cand, cp.input_shapes))
+    from nas_hw.table import fixed_choices
+    points = find_choice_points(net)
+    with fixed_choices(points, [0] * len(points)):
+        sigs |= signatures_of(probe, lambda: probe.estimate_module(net, net.input_shapes))
+    assert cache.measurements == len(sigs) == len(cache)
+    warm = LatencyCache(str(tmp_path / "c.sqlite"))
+    again = CandidateTable.build(net, LatencyGraphEstimator(cache=warm, **FAST), progress=False)
+    assert warm.measurements == 0
+    assert again.costs["latency"][0].tolist() == table.costs["latency"][0].tolist()
+
+
+def test_queries_are_table_arithmetic():
+    net, _, table = build("darts", LatencyGraphEstimator, LatencyCache(":memory:"), mode="full", n_cells=3)
+    rng = np.random.RandomState(1)
+    for a in table.alphas:
+        a.d = rng.randn(*a.shape)
+    expected = table.fixed["latency"]
+    for g, c in zip(table.groups, table.costs["latency"]):
+        a = table.alphas[g].d.reshape(-1).astype(np.float64)
+        p = np.exp(a - a.max()) / np.exp(a - a.max()).sum()
+        expected += float(p @ c)
+    assert table.expected() == pytest.approx(expected)
+    choices = table.argmax_choices()
+    manual = table.fixed["latency"] + sum(c[choices[g]] for g, c in zip(table.groups, table.costs["latency"]))
+    assert table.argmax() == pytest.approx(manual)
+    assert table.min() <= table.argmax() <= table.max()
+    assert table.expected("param_bytes") > 0
+    with pytest.raises(ValueError, match="metric must be one of"):
+        table.expected("watts")
+    with pytest.raises(ValueError, match="one index per group"):
+        table.for_choices([0])
+
+
+def test_derived_network_param_bytes_match_table():
+    net, _, table = build("mobilenet", LatencyGraphEstimator, LatencyCache(":memory:"), mode="full")
+    choices = [1, 4, 0]
+    derived = net.derive(choices)
+    from nas_hw.table import param_bytes
+    assert table.for_choices(choices, "param_bytes") == param_bytes(derived)
+
+
+def test_save_load_bind(tmp_path):
+    net, _, table = build("mobilenet", LatencyGraphEstimator, LatencyCache(":memory:"))
+    path = tmp_path / "table.json"
+    table.save(path)
+    loaded = CandidateTable.load(path, net)
+    assert loaded.to_dict() == table.to_dict()
+    net(nn.Variable((1, 3, 8, 8)))
+    assert loaded.sampled() == table.sampled()
+    other, _ = SPACES["darts"]()
+    with pytest.raises(ValueError, match="does not match"):
+        CandidateTable.load(path, other)
+    with pytest.raises(RuntimeError, match="not bound"):
+        CandidateTable.load(path).expected()
+
+
+def test_deployment_shape_differs_from_training_shape():
+    net, _ = SPACES["mobilenet"](mode="sample", size=8)
+    est = LatencyGraphEstimator(cache=LatencyCache(":memory:"), **FAST)
+    small = CandidateTable.build(net, est, progress=False)
+    big = CandidateTable.build(net, est, input_shape=(1, 3, 16, 16), progress=False)
+    assert big.input_shape == (1, 3, 16, 16)
+    assert big.min() > small.min()
