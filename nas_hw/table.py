@@ -241,6 +241,32 @@ class CandidateTable:
         """Most expensive subnetwork cost (per group maximum)."""
         return float(self.fixed[metric] + sum(c.max() for c in self.group_costs(metric)))
 
+    # -- calibration ------------------------------------------------------------------------
+    def calibrated(self, calibration):
+        """A new table whose latencies are calibrated (see :mod:`nas_hw.calibration`).
+
+        With ``calibrated = scale * raw + per_layer * n_layers + const``, each candidate's latency
+        becomes ``scale * c + per_layer * n_c`` and the fixed part
+        ``scale * fixed + per_layer * n_fixed + const``; every query and the penalty then work
+        unchanged. Other metrics are copied. The table must record ``n_layers``.
+
+        Raises:
+            ValueError: the calibration is for another device or unit, or ``n_layers`` is missing.
+        """
+        calibration.check_compatible(fingerprint=self.fingerprint or None, unit=self.unit)
+        if "n_layers" not in self.costs or "n_layers" not in self.fixed:
+            raise ValueError("this table records no n_layers (built by an older nas_hw): rebuild it to calibrate")
+        s, p = calibration.scale, calibration.per_layer
+        costs = {k: [c.copy() for c in v] for k, v in self.costs.items()}
+        costs["latency"] = [s * c + p * n for c, n in zip(self.costs["latency"], self.costs["n_layers"])]
+        fixed = dict(self.fixed)
+        fixed["latency"] = s * self.fixed["latency"] + p * self.fixed["n_layers"] + calibration.const
+        table = type(self)(costs, fixed, self.groups, self.names, self.candidate_names, self.unit,
+                           self.fingerprint, self.space_key, self.input_shape)
+        if self._points is not None:
+            table._bind_points(self._points)
+        return table
+
     # -- persistence --------------------------------------------------------------------
     def to_dict(self):
         return {"format": TABLE_FORMAT, "unit": self.unit, "fingerprint": self.fingerprint,
