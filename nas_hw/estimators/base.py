@@ -1,6 +1,7 @@
 """What the layer-based latency estimators share: settings, device, cache, failures, and the
 isolated timing of one nnabla function."""
 import logging
+import math
 from dataclasses import dataclass
 from typing import List
 
@@ -63,11 +64,14 @@ class LayerEstimator:
             fingerprint key string or :class:`~nas_hw.device.Fingerprint`): nothing is measured,
             and missing layers raise :class:`MissingMeasurementsError` listing them.
         type_config: ``float``, ``half`` or ``mixed_half``.
+        run_timeout: if given, seconds one timed run of a layer may take; a slower run makes
+            the layer a :class:`MeasurementError` (a hung or pathological layer is reported,
+            not averaged in). ``None`` (default): no limit.
     """
 
     def __init__(self, device_id=None, ext_name=None, n_run=100, max_measure_execution_time=1,
                  time_scale="m", n_warmup=10, outlier=0.0, cache=None, batch_size=1,
-                 on_error="raise", fingerprint=None, type_config="float"):
+                 on_error="raise", fingerprint=None, type_config="float", run_timeout=None):
         cur_ext, cur_id = _current_backend()
         self.ext_name = check_ext_name(cur_ext if ext_name is None else ext_name)
         self.device_id = check_device_id(cur_id if device_id is None else device_id)
@@ -76,6 +80,10 @@ class LayerEstimator:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if run_timeout is not None and (isinstance(run_timeout, bool) or not isinstance(run_timeout, (int, float))
+                                        or not math.isfinite(run_timeout) or run_timeout <= 0):
+            raise ValueError(f"run_timeout must be None or a positive number of seconds, got {run_timeout!r}")
+        self.run_timeout = run_timeout
         self.n_run = n_run
         self.n_warmup = n_warmup
         self.max_measure_execution_time = max_measure_execution_time
@@ -92,6 +100,7 @@ class LayerEstimator:
             self.fingerprint_key = getattr(fingerprint, "key", fingerprint)
             if not isinstance(self.fingerprint_key, str) or not self.fingerprint_key:
                 raise ValueError(f"fingerprint must be a non-empty key string or a Fingerprint, got {fingerprint!r}")
+        self._fingerprint_info = self.device_fingerprint.as_dict()
         self.cache = open_cache(cache)
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
@@ -121,7 +130,7 @@ class LayerEstimator:
     def _time(self, fn):
         return measure(fn, n_run=self.n_run, n_warmup=self.n_warmup,
                        max_measure_execution_time=self.max_measure_execution_time,
-                       outlier=self.outlier, synchronize=self._sync)
+                       outlier=self.outlier, synchronize=self._sync, run_timeout=self.run_timeout)
 
     def _begin(self):
         self.breakdown, self.failures, self._missing = [], [], []
@@ -137,7 +146,7 @@ class LayerEstimator:
         else:
             try:
                 rec = self.cache.get_or_measure(self.fingerprint_key, signature, measure_fn, self.settings,
-                                                self.device_fingerprint.as_dict())
+                                                self._fingerprint_info)
             except MeasurementError as err:
                 err = MeasurementError(f"cannot measure layer {name!r} ({signature}): {err}",
                                        layer=name, signature=signature)
@@ -182,34 +191,60 @@ class LayerEstimator:
 
     @staticmethod
     def _guard(run):
+        """Wraps a measuring callable: any exception becomes a :class:`MeasurementError`, and
+        statistics that are not finite non-negative numbers are refused before they can be
+        stored (the cache's schema would refuse them too, but as a ``CacheError``)."""
         def wrapped():
             try:
-                return run()
+                stats, noop = run()
             except MeasurementError:
                 raise
             except Exception as err:  # nnabla raises RuntimeError with C++ messages
                 raise MeasurementError(f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else err}") from err
+            bad = {k: getattr(stats, k) for k in ("mean", "median", "std", "min")
+                   if not _finite_non_negative(getattr(stats, k))}
+            if bad or stats.n_kept < 1 or stats.n_measured < stats.n_kept:
+                raise MeasurementError(f"invalid timing statistics (NaN, infinite, negative or no run kept): "
+                                       f"{bad or stats}")
+            return stats, noop
         return wrapped
 
     def _function_costs(self, funcs, batch_leaves, prefix=""):
         """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables that carry the batch
         axis (their shapes, and those of everything computed from them, get ``batch_size``)."""
         batched = set(batch_leaves)
+        signatures = self._signature_memo
         total = 0.0
         for i, f in enumerate(funcs):
-            shapes, dtypes = [], []
-            for v in f.inputs:
-                is_batched = v in batched
-                shapes.append(with_batch(v.shape, self.batch_size) if is_batched else tuple(v.shape))
-                dtypes.append(variable_dtype(v))
-            if any(v in batched for v in f.inputs):
-                batched.update(f.outputs)
-            sig = function_signature(f, shapes, dtypes)
-            name = f"{prefix}{i}:{f.info.type_name}"
-            cost = self._cost(name, sig, self._measure_function(f, shapes))
+            inputs = f.inputs
+            if batched:
+                shapes = tuple(with_batch(v.shape, self.batch_size) if v in batched else tuple(v.shape)
+                               for v in inputs)
+                if any(v in batched for v in inputs):
+                    batched.update(f.outputs)
+            else:
+                shapes = tuple(tuple(v.shape) for v in inputs)
+            dtypes = tuple(variable_dtype(v) for v in inputs)
+            info = f.info
+            # Formatting a readable signature is the slow part of a cached query: do it once per
+            # distinct (type, arguments, shapes, dtypes) seen by this estimator.
+            key = (info.type_name, repr(info.args), shapes, dtypes)
+            sig = signatures.get(key)
+            if sig is None:
+                sig = signatures[key] = function_signature(f, shapes, dtypes)
+            cost = self._cost(f"{prefix}{i}:{info.type_name}", sig, self._measure_function(f, shapes))
             if cost is not None:
                 total += cost
         return total
+
+    @property
+    def _signature_memo(self):
+        if "_signatures" not in self.__dict__:
+            self._signatures = {}
+        return self._signatures
+
+def _finite_non_negative(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def non_parameter_leaves(funcs):
