@@ -13,7 +13,7 @@ from at most a handful of whole-network measurements (nas_hw's network-based
 
 * ``scale`` (dimensionless, >= 0): how much slower/faster layers run in context.
 * ``per_layer`` (estimator unit per layer, >= 0): the per-function overhead.
-* ``const`` (estimator unit, any sign): what is paid once per forward.
+* ``const`` (estimator unit, >= 0): what is paid once per forward.
 
 Degenerate data: when the measured points cannot identify all three parameters (fewer points
 than parameters, ``raw`` and ``n_layers`` collinear...), parameters are dropped in the fixed
@@ -67,7 +67,7 @@ class Calibration:
     Attributes:
         scale: multiplier of the raw layer sum (>= 0, dimensionless).
         per_layer: overhead per layer, in ``unit`` per layer (>= 0).
-        const: fixed overhead per forward, in ``unit`` (may be negative).
+        const: fixed overhead per forward, in ``unit`` (>= 0).
         n_points: whole-network measurements the fit used.
         rms_residual: root-mean-square residual of the fit points, in ``unit``.
         max_abs_residual: largest absolute residual of the fit points, in ``unit``.
@@ -179,7 +179,8 @@ def _identifiable(design, rtol=1e-6):
 def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m", name=""):
     """Least-squares fit of ``true ~ scale*raw + per_layer*n_layers + const``.
 
-    Bounds: ``scale >= 0``, ``per_layer >= 0``, ``const`` free. The fit is weighted by
+    Bounds: ``scale >= 0``, ``per_layer >= 0``, ``const >= 0`` (each is a cost: a negative
+    value would only be a noisy fit compensating another parameter). The fit is weighted by
     ``1/true`` so it minimises *relative* errors (a 10% miss on a small network counts as
     much as on a large one). Parameters the data cannot identify are dropped (see the module
     docstring) and reported in the result.
@@ -215,12 +216,12 @@ def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m",
     else:  # scale alone is identifiable whenever raw > 0, which _check_points enforces
         raise ValueError("cannot calibrate: even scale alone is not identifiable")
     w = 1.0 / true
-    lower = [0.0 if p in ("scale", "per_layer") else -np.inf for p in params]
+    lower = [0.0] * len(params)
     res = lsq_linear(design * w[:, None], true * w, bounds=(lower, [np.inf] * len(params)), method="bvls")
     if not res.success:
         raise ValueError(f"calibration least squares failed: {res.message}")
     values = dict(zip(params, (float(v) for v in res.x)))
-    active = [p for p, v, lo in zip(params, res.x, lower) if np.isfinite(lo) and v <= lo + 1e-15]
+    active = [p for p, v, lo in zip(params, res.x, lower) if v <= lo + 1e-15]
     dropped = tuple(p for p in PARAMETERS if p not in params)
     notes = []
     if dropped:
