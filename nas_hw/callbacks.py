@@ -140,9 +140,9 @@ class LatencyMonitor(Callback):
     """Logs the latency of the architecture being searched.
 
     Every ``every_n_arch_steps`` architecture steps it logs, from the candidate table, the
-    latency of the sampled, the expected (softmax-weighted) and the argmax architecture.
-    At each epoch end it adds ``sampled_latency_ms``, ``expected_latency_ms`` and
-    ``argmax_latency_ms`` to the logs and, with ``measure_true_latency``, measures the
+    latency of the expected (softmax-weighted), the argmax and, when the MixedOps sample
+    (ProxylessNAS), the sampled architecture. At each epoch end it adds
+    ``expected_latency_ms``, ``argmax_latency_ms`` (and ``sampled_latency_ms``) to the logs and, with ``measure_true_latency``, measures the
     argmax network as a whole with the :class:`~nas_hw.estimators.network.Profiler` at the
     deployment input shape: ``true_latency_ms`` and ``estimation_error``
     (``(estimated - true) / true``).
@@ -165,9 +165,11 @@ class LatencyMonitor(Callback):
 
     def _table_latencies(self):
         table = self.searcher.table
-        return {"sampled_latency_ms": float(table.sampled()),
-                "expected_latency_ms": float(table.expected()),
-                "argmax_latency_ms": float(table.argmax())}
+        values = {"expected_latency_ms": float(table.expected()),
+                  "argmax_latency_ms": float(table.argmax())}
+        if self.searcher.mixedop_mode == "sample":  # a 'full' mixture samples no path
+            values["sampled_latency_ms"] = float(table.sampled())
+        return values
 
     def on_arch_step_end(self, logs):
         """Logs the table latencies every ``every_n_arch_steps`` steps."""
@@ -176,9 +178,8 @@ class LatencyMonitor(Callback):
             return
         values = self._table_latencies()
         self.history.append({"arch_step": step, **values})
-        logger.info("arch step %d: latency sampled %.4f ms, expected %.4f ms, argmax %.4f ms",
-                    step, values["sampled_latency_ms"], values["expected_latency_ms"],
-                    values["argmax_latency_ms"])
+        logger.info("arch step %d: latency %s", step,
+                    ", ".join(f"{k[:-len('_latency_ms')]} {v:.4f} ms" for k, v in values.items()))
 
     def on_epoch_end(self, logs):
         """Adds the table latencies and the measured true latency of the argmax network."""

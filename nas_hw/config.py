@@ -19,6 +19,7 @@ ALGORITHMS = ("darts", "proxyless")
 PENALTY_MODES = ("linear", "hinge", "log")
 OPTIMIZERS = ("momentum", "sgd", "adam")
 EXT_NAMES = ("cpu", "cuda", "cudnn")
+DATASETS = ("digits", "cifar10")
 TIME_SCALES = ("m",)  # the table, the penalty and the reports are all in ms
 
 
@@ -173,6 +174,12 @@ class DataConfig:
     valid_fraction: float = 0.2
     test_fraction: Optional[float] = None
     seed: int = 0
+
+    def __post_init__(self):
+        _one_of("data.name", self.name, DATASETS)
+        if self.name == "cifar10" and self.root is None:
+            raise ValueError("data=cifar10 needs data.root=<folder of the CIFAR-10 python "
+                             "batches> (nas_hw never downloads it)")
 
 
 @dataclass
