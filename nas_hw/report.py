@@ -210,7 +210,8 @@ def _load_function(spec, input_shape):
                                     f"callables: {public[:20]}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise NetworkInputError(f"{spec!r} is a {type(obj).__name__}, not a function")
+        raise NetworkInputError(f"{spec!r} is not a function (it is a {type(obj).__name__!r} "
+                                "value)")
     takes_input = _takes_an_argument(obj, spec)
     if not takes_input and input_shape is not None:
         raise NetworkInputError(f"{spec!r} takes no argument and builds its own input, so "
