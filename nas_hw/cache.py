@@ -11,7 +11,8 @@ run on the same device. Guarantees:
 - A file that is not a nas_hw cache (another SQLite database, a truncated or corrupt file,
   another schema version) raises :class:`~nas_hw.errors.CacheError` naming it; it is never
   replaced or repaired silently.
-- NaN, infinite or negative timings are refused by the schema itself.
+- NaN or negative timings are refused by the schema itself (infinite ones by :meth:`LatencyCache.put`
+  and by import's validation).
 """
 import contextlib
 import csv
@@ -195,12 +196,17 @@ class LatencyCache:
                                  "set NAS_HW_CACHE to a writable location")
             if os.path.exists(self.path) and not os.access(self.path, os.R_OK | os.W_OK):
                 raise CacheError(f"cache file {self.path!r} is not readable and writable")
+        conn = None
         try:
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
                                    check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
             self._check_schema(conn)
-        except sqlite3.DatabaseError as err:
+        except BaseException as err:
+            if conn is not None:  # never keep a handle on a file we refused
+                conn.close()
+            if not isinstance(err, sqlite3.DatabaseError):
+                raise
             raise CacheError(f"{self.path!r} is not a usable nas_hw latency cache ({err}); it was left "
                              "untouched: move or delete it, or point NAS_HW_CACHE elsewhere") from err
         self._conn, self._pid = conn, os.getpid()
@@ -288,7 +294,18 @@ class LatencyCache:
         return rec
 
     def put(self, fingerprint, signature, stats, settings=None, noop=False, fingerprint_info=None):
-        """Stores a measurement (the first one stored wins) and returns the stored record."""
+        """Stores a measurement (the first one stored wins) and returns the stored record.
+
+        Raises:
+            CacheError: a statistic is NaN, infinite or negative, or a run count is below 1
+                (the schema's CHECKs refuse NaN and negatives; infinity is refused here).
+        """
+        bad = {k: getattr(stats, k) for k in ("mean", "median", "std", "min")
+               if not isinstance(getattr(stats, k), (int, float)) or not math.isfinite(getattr(stats, k))
+               or getattr(stats, k) < 0}
+        if bad:
+            raise CacheError(f"refusing to store invalid measurement for {signature!r}: "
+                             f"timings must be finite and >= 0 seconds, got {bad}")
         rec = Record(fingerprint, signature, stats, dict(settings or {}), time.time(), bool(noop))
         row = rec.as_row()
         with self._thread_lock:
@@ -297,12 +314,20 @@ class LatencyCache:
                     if fingerprint_info is not None:
                         c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)",
                                   (fingerprint, json.dumps(fingerprint_info, sort_keys=True)))
-                    c.execute(f"INSERT OR IGNORE INTO measurements ({','.join(_COLUMNS)}) "
-                              f"VALUES ({','.join('?' * len(_COLUMNS))})", [row[k] for k in _COLUMNS])
+                    # ON CONFLICT DO NOTHING skips only an existing (fingerprint, signature) row;
+                    # ``INSERT OR IGNORE`` would also silently drop a row failing a CHECK (NaN,
+                    # negative) and return nothing.
+                    c.execute(f"INSERT INTO measurements ({','.join(_COLUMNS)}) "
+                              f"VALUES ({','.join('?' * len(_COLUMNS))}) "
+                              "ON CONFLICT(fingerprint, signature) DO NOTHING", [row[k] for k in _COLUMNS])
             except sqlite3.IntegrityError as err:
-                raise CacheError(f"refusing to store invalid measurement for {signature!r}: {err}") from err
+                raise CacheError(f"refusing to store invalid measurement for {signature!r} "
+                                 f"({stats}): {err}") from err
             self._memo.pop((fingerprint, signature), None)
-            return self.peek(fingerprint, signature)
+            stored = self.peek(fingerprint, signature)
+            if stored is None:  # cannot happen unless the file is being cleared concurrently
+                raise CacheError(f"measurement for {signature!r} was not stored in {self.path!r}")
+            return stored
 
     def get_or_measure(self, fingerprint, signature, measure_fn, settings=None, fingerprint_info=None):
         """The cached record, or measures it with ``measure_fn() -> (TimingStats, noop)`` under the
@@ -447,12 +472,18 @@ class LatencyCache:
                 errors.append(str(err))
         if errors:
             raise CacheError(f"{path!r}: {len(errors)} malformed row(s), nothing imported: " + "; ".join(errors[:5]))
-        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        # REPLACE and ON CONFLICT DO NOTHING resolve only key conflicts; a CHECK failure aborts
+        # the whole transaction (rows are validated above, so it would be a bug here).
         with self._thread_lock, self._transaction() as c:
             for fp, data in info.items():
                 c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)", (fp, json.dumps(data, sort_keys=True)))
             after_fp = c.total_changes
-            c.executemany(f"{verb} INTO measurements ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})", rows)
+            values = f"({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})"
+            if overwrite:
+                c.executemany(f"INSERT OR REPLACE INTO measurements {values}", rows)
+            else:
+                c.executemany(f"INSERT INTO measurements {values} "
+                              "ON CONFLICT(fingerprint, signature) DO NOTHING", rows)
             added = c.total_changes - after_fp
         self.forget()
         return added
