@@ -1,12 +1,36 @@
 """Small helpers over nnabla graphs shared by the estimators."""
-import numpy as np
 
 
 def functions_of(output):
-    """The functions of the graph ending in ``output``, in forward (topological) order."""
-    funcs = []
-    output.visit(funcs.append)
-    return funcs
+    """The functions of the graph ending in ``output``, inputs before consumers (topological).
+
+    An explicit depth-first walk: on graphs seen for the first time it is several times faster
+    than ``Variable.visit`` and it needs no recursion limit.
+    """
+    return walk(output)[0]
+
+
+def walk(output):
+    """``(functions in topological order, leaf variables)`` of the graph ending in ``output``."""
+    order, seen, leaves = [], set(), {}
+    root = output.parent
+    stack = [(root, False)] if root is not None else []
+    while stack:
+        f, expanded = stack.pop()
+        if expanded:
+            order.append(f)
+            continue
+        if f in seen:
+            continue
+        seen.add(f)
+        stack.append((f, True))
+        for v in reversed(f.inputs):
+            p = v.parent
+            if p is None:
+                leaves[v] = None  # an ordered set
+            elif p not in seen:
+                stack.append((p, False))
+    return order, list(leaves)
 
 
 def leaf_variables(funcs):
@@ -14,8 +38,8 @@ def leaf_variables(funcs):
     seen, leaves = set(), []
     for f in funcs:
         for v in f.inputs:
-            if v.parent is None and id(v) not in seen:
-                seen.add(id(v))
+            if v.parent is None and v not in seen:
+                seen.add(v)
                 leaves.append(v)
     return leaves
 
@@ -30,9 +54,3 @@ def init_unset_inputs(variables):
         if v.data.modification_count == 0:
             v.data.zero()
 
-
-def random_fill(variables, rng=None):
-    """Fills float variables with N(0, 1) data (used for isolated single-layer inputs)."""
-    rng = rng or np.random.RandomState(0)
-    for v in variables:
-        v.d = rng.standard_normal(v.shape).astype(np.float32)

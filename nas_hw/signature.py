@@ -9,7 +9,7 @@ The device itself is not part of it: the cache pairs each signature with a finge
 """
 import numpy as np
 
-_TYPE_CONFIG_DTYPE = {"float": "float32", "half": "float16", "mixed_half": "float16"}
+_DTYPE_NAMES = {}  # numpy's dtype.name is slow; a query asks it for every parameter
 
 
 def _fmt_value(value):
@@ -28,9 +28,14 @@ def fmt_shape(shape):
 
 def variable_dtype(v, default="float32"):
     """dtype name of a variable's data; a never-allocated array has the context's default."""
-    if v.data.modification_count == 0 and not v.data.zeroing:
+    data = v.data
+    if data.modification_count == 0 and not data.zeroing:
         return default
-    return np.dtype(v.data.dtype).name
+    dtype = data.dtype
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = np.dtype(dtype).name
+    return name
 
 
 def with_batch(shape, batch_size):

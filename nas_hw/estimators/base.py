@@ -3,7 +3,7 @@ isolated timing of one nnabla function."""
 import logging
 import math
 from dataclasses import dataclass
-from typing import List
+from typing import List, NamedTuple
 
 import nnabla as nn
 import nnabla.function as function_classes
@@ -20,8 +20,7 @@ logger = logging.getLogger(__name__)
 ON_ERROR = ("raise", "warn")
 
 
-@dataclass(frozen=True)
-class LayerCost:
+class LayerCost(NamedTuple):
     """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``."""
 
     name: str
@@ -101,6 +100,8 @@ class LayerEstimator:
             if not isinstance(self.fingerprint_key, str) or not self.fingerprint_key:
                 raise ValueError(f"fingerprint must be a non-empty key string or a Fingerprint, got {fingerprint!r}")
         self._fingerprint_info = self.device_fingerprint.as_dict()
+        self._offline = self.fingerprint_key != self.device_fingerprint.key
+        self._latencies = {}  # signature -> (latency in time_scale, noop), from the cache
         self.cache = open_cache(cache)
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
@@ -110,7 +111,7 @@ class LayerEstimator:
     @property
     def offline(self):
         """True when bound to another device's fingerprint: only cached values are used."""
-        return self.fingerprint_key != self.device_fingerprint.key
+        return self._offline
 
     @property
     def settings(self):
@@ -121,6 +122,7 @@ class LayerEstimator:
     def reset(self):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
         self.breakdown, self.failures, self._missing = [], [], []
+        self._latencies = {}
         self.cache.forget()
 
     # -- measuring --------------------------------------------------------------------
@@ -138,7 +140,12 @@ class LayerEstimator:
     def _cost(self, name, signature, measure_fn):
         """Latency of one layer in ``time_scale`` (cached, or measured once), or ``None`` when the
         layer failed with ``on_error='warn'`` or is missing offline."""
-        if self.offline:
+        known = self._latencies.get(signature)
+        if known is not None:  # rows never change once stored: no need to ask the cache again
+            self.cache.hits += 1
+            self.breakdown.append(LayerCost(name, signature, known[0], known[1]))
+            return known[0]
+        if self._offline:
             rec = self.cache.get(self.fingerprint_key, signature)
             if rec is None:
                 self._missing.append(signature)
@@ -156,6 +163,7 @@ class LayerEstimator:
                 self.failures.append(Failure(name, signature, str(err)))
                 return None
         latency = rec.latency(self.time_scale)
+        self._latencies[signature] = (latency, rec.noop)
         self.breakdown.append(LayerCost(name, signature, latency, rec.noop))
         return latency
 

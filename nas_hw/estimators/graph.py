@@ -2,8 +2,9 @@
 import nnabla as nn
 import nnabla.functions as F
 
-from ..graph_utils import functions_of
+from ..graph_utils import walk
 from .base import LayerEstimator, batch_of, non_parameter_leaves
+from .memo import EstimateMemo
 
 
 class LatencyGraphEstimator(LayerEstimator):
@@ -14,10 +15,23 @@ class LatencyGraphEstimator(LayerEstimator):
     (the seed's ``device_id``, ``ext_name``, ``outlier``, ``time_scale``, ``n_warmup``,
     ``max_measure_execution_time``, ``n_run`` plus ``cache``, ``batch_size``...).
 
+    Re-estimating the very same graph (the same output Variable) is answered from a small
+    in-process memo of whole estimates; ``reset()`` clears it.
+
     Example:
         >>> est = LatencyGraphEstimator(ext_name="cpu", device_id=0)
         >>> latency_ms = est.get_estimation(out)   # out: the graph's output Variable
     """
+
+    def reset(self):
+        super().reset()
+        self._graph_memo.clear()
+
+    @property
+    def _graph_memo(self):
+        if "_memo_store" not in self.__dict__:
+            self._memo_store = EstimateMemo()
+        return self._memo_store
 
     def predict(self, graph, inputs=None):
         """Latency of the graph ending in ``graph`` (an ``nnabla.Variable``), in ``time_scale``.
@@ -34,17 +48,38 @@ class LatencyGraphEstimator(LayerEstimator):
         if not hasattr(graph, "visit") or not hasattr(graph, "parent"):
             raise TypeError(f"LatencyGraphEstimator needs an nnabla.Variable (a graph's output), "
                             f"got {type(graph).__name__}")
-        funcs = functions_of(graph)
-        leaves = list(inputs) if inputs is not None else non_parameter_leaves(funcs)
+        if inputs is None:
+            hit = self._graph_memo.get(graph)
+            if hit is not None:
+                self._begin()
+                self.breakdown = list(hit[1])
+                return hit[0]
+        funcs, all_leaves = walk(graph)
+        leaves = self._batch_leaves(funcs, all_leaves, inputs)
+        self._begin()
+        total = self._finish(self._function_costs(funcs, leaves))
+        if inputs is None and not self.failures:
+            self._graph_memo.put(graph, total, self.breakdown)
+        return total
+
+    def _batch_leaves(self, funcs, all_leaves, inputs):
+        """The leaves whose batch axis must become ``batch_size`` ([] when nothing changes)."""
+        if inputs is not None:
+            leaves = list(inputs)
+        else:
+            # Fast path: when every leaf that needs no gradient already has the wanted first
+            # dimension, rewriting is a no-op whichever of them are parameters.
+            plain = [v for v in all_leaves if not v.need_grad]
+            if all(len(v.shape) and v.shape[0] == self.batch_size for v in plain):
+                return []
+            leaves = non_parameter_leaves(funcs)
         graph_batch = batch_of(leaves)
         if graph_batch == self.batch_size:
-            leaves = []  # shapes already right: nothing to rewrite
-        elif graph_batch is None and leaves:
+            return []
+        if graph_batch is None and leaves:
             raise ValueError("cannot tell the graph's batch axis (its inputs disagree on the first "
                              "dimension); pass inputs=[...] to get_estimation")
-        self._begin()
-        total = self._function_costs(funcs, leaves)
-        return self._finish(total)
+        return leaves
 
     def get_estimation(self, graph, inputs=None):
         """Alias of :meth:`predict`, the seed's name."""

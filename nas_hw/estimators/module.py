@@ -9,6 +9,7 @@ from ..errors import GraphNotBuiltError, MeasurementError
 from ..graph_utils import functions_of
 from ..signature import module_signature, with_batch
 from .base import LayerEstimator
+from .memo import EstimateMemo
 
 
 def is_mixed_op(m):
@@ -84,11 +85,39 @@ class LatencyEstimator(LayerEstimator):
     the graph is rebuilt at those shapes (MixedOps keep their current choice) to find the
     active modules and the operations between them.
 
+    Estimates are memoised per architecture (the model, its input shapes and every MixedOp's
+    mode and choice), so querying an architecture again costs a few microseconds. Call
+    ``reset()`` after changing a model's structure in place.
+
     Example:
         >>> est = LatencyEstimator(ext_name="cpu", device_id=0)
         >>> out = net(nn.Variable((1, 3, 32, 32)))
         >>> latency_ms = est.get_estimation(net)
     """
+
+    def reset(self):
+        super().reset()
+        self._arch_memo.clear()
+        self._mixed_ops.clear()
+
+    @property
+    def _arch_memo(self):
+        if "_memo_store" not in self.__dict__:
+            self._memo_store = EstimateMemo()
+            self._mixed_ops_store = {}
+        return self._memo_store
+
+    @property
+    def _mixed_ops(self):
+        self._arch_memo  # noqa: B018 - creates both stores
+        return self._mixed_ops_store
+
+    def _arch_key(self, net):
+        ops = self._mixed_ops.get(net)
+        if ops is None:
+            ops = self._mixed_ops[net] = [m for _, m in net.get_modules() if is_mixed_op(m)]
+        return (net, tuple(tuple(s) for s in net.input_shapes),
+                tuple((m._mode, m._active) for m in ops))
 
     def _module_cost(self, m, name, input_shapes):
         shapes = [with_batch(s, self.batch_size) for s in input_shapes]
@@ -141,6 +170,12 @@ class LatencyEstimator(LayerEstimator):
         if not net.input_shapes:
             raise GraphNotBuiltError(f"model {type(net).__name__} was never called, so its modules have no "
                                      "input shapes: build the graph once (out = net(x)) before estimating")
+        key = self._arch_key(net)
+        hit = self._arch_memo.get(key)
+        if hit is not None:
+            self._begin()
+            self.breakdown = list(hit[1])
+            return hit[0]
         names = {m: (n or type(m).__name__) for n, m in net.get_modules()}
         state = net.training
         calls = []
@@ -162,7 +197,10 @@ class LatencyEstimator(LayerEstimator):
             total += self._function_costs(outside, inputs, prefix="outside/")
         finally:
             net.apply(training=state)
-        return self._finish(total)
+        total = self._finish(total)
+        if not self.failures:
+            self._arch_memo.put(key, total, self.breakdown)
+        return total
 
     def estimate_module(self, module, input_shapes):
         """Latency of ``module`` (a leaf or a composite) called on inputs of ``input_shapes``."""

@@ -1,0 +1,35 @@
+"""A small bounded memo of whole estimates, for repeated queries of one graph or architecture.
+
+Keys hold strong references (an output Variable, a model), so an address can never be reused
+by another object while its entry lives. Estimates only depend on cached, immutable
+measurements, so an entry stays true until the estimator's ``reset()`` clears it.
+"""
+from collections import OrderedDict
+
+
+class EstimateMemo:
+    """LRU map ``key -> (total, breakdown)`` with at most ``size`` entries."""
+
+    def __init__(self, size=64):
+        self.size = size
+        self._entries = OrderedDict()
+        self.hits = 0
+
+    def get(self, key):
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return entry
+
+    def put(self, key, total, breakdown):
+        self._entries[key] = (total, tuple(breakdown))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self):
+        self._entries.clear()
+
+    def __len__(self):
+        return len(self._entries)
