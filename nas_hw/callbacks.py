@@ -264,6 +264,15 @@ class BudgetCheckpoint(Callback):
         """Where the architecture is written."""
         return os.path.join(self.searcher.output_dir, self.filename)
 
+    def _write(self):
+        with open(self.path, "w") as f:
+            json.dump(self.best, f, indent=2)
+
+    def on_search_start(self, logs):
+        """After a resume into a new directory, writes the best architecture found so far."""
+        if self.best is not None and not os.path.exists(self.path):
+            self._write()
+
     def on_epoch_end(self, logs):
         """Writes the architecture if it fits the budget and is the best so far."""
         if self.monitor not in logs:
@@ -281,8 +290,7 @@ class BudgetCheckpoint(Callback):
         arch = self.searcher.describe_architecture(logs["choices"])
         arch.update({"epoch": logs["epoch"], self.monitor: score, "budget_ms": self.budget_ms})
         self.best_score, self.best = score, arch
-        with open(self.path, "w") as f:
-            json.dump(arch, f, indent=2)
+        self._write()
         logger.info("epoch %d: %s %.4f, %.4f ms: wrote %s", logs["epoch"], self.monitor, score,
                     arch["latency_ms"], self.path)
 

@@ -152,6 +152,11 @@ def test_budget_checkpoint_keeps_the_best_architecture_within_budget(tmp_path):
     restored = BudgetCheckpoint()
     restored.load_state_dict(json.loads(json.dumps(cb.state_dict())))
     assert restored.best_score == 0.6 and restored.best["choices"] == [1, 4]
+    # resumed into a new run directory: the best so far is written there at search start
+    other = tiny_searcher("darts", tmp_path / "resumed")
+    restored.set_searcher(other)
+    restored.on_search_start({})
+    assert json.loads((tmp_path / "resumed" / "arch.json").read_text())["choices"] == [1, 4]
 
 
 def test_budget_checkpoint_skips_architectures_over_budget(tmp_path):

@@ -100,8 +100,9 @@ def run_search(cfg, output_dir):
     deploy_shape = deploy_input_shape(cfg.latency, dataset)
     cache = LatencyCache(cfg.cache.path)
     make_estimator = instantiate(cfg.estimator)  # _partial_: the device and cache come from here
+    # the estimator's batch_size is the batch it measures at: the deployment batch
     estimator = make_estimator(device_id=cfg.device.device_id, ext_name=cfg.device.ext_name,
-                               cache=cache)
+                               cache=cache, batch_size=deploy_shape[0])
     model.apply(training=False)
     table_start = time.perf_counter()
     table = CandidateTable.build(model, estimator, input_shape=deploy_shape,

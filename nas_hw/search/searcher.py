@@ -130,6 +130,7 @@ class Searcher:
         self.callbacks = callbacks
         self.derive_fn = derive_fn
         self.output_dir = os.fspath(output_dir)
+        os.makedirs(self.output_dir, exist_ok=True)
         self.epochs = epochs
         self.warmup_epochs = warmup_epochs
         self.batch_size = batch_size
