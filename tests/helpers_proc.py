@@ -12,7 +12,14 @@ Subcommands (each prints one JSON line on stdout as its last line):
         Stores synthetic measurements for signatures ``syn:START..STOP-1`` through
         ``LatencyCache.get_or_measure`` (so already-present rows are not measured again), then
         with ``--real`` estimates a few small real layers; prints the measurement count. Made
-        to be killed at any point by the crash-safety test.
+        to be killed at any point by the crash-safety test. Without ``--real`` it loads only
+        ``nas_hw.cache`` (not nnabla), so it starts in a fraction of a second; it prints
+        ``ready`` once the cache is open.
+
+    race CACHE N [--sleep S]
+        Every process walks the same signatures ``race:0..N-1`` through ``get_or_measure``
+        (each synthetic measurement sleeps S seconds to widen the window); prints the count of
+        measurements this process took.
 """
 import argparse
 import json
@@ -22,6 +29,25 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 SYN_FINGERPRINT = "synthetic-device"
+N_REAL_SIGNATURES = 16  # distinct functions of the --real graphs: AddScalar and ReLU at 8 shapes
+
+
+def syn_seconds(i):
+    """The synthetic mean time of signature ``syn:i`` (checked after crashes)."""
+    return 1e-4 * (1 + i % 7)
+
+
+def import_cache_light():
+    """``nas_hw.cache`` without running ``nas_hw/__init__`` (which imports nnabla): the package
+    is registered bare, its pure-Python cache, errors and timing modules load on their own."""
+    import importlib
+    import types
+
+    if "nas_hw" not in sys.modules:
+        pkg = types.ModuleType("nas_hw")
+        pkg.__path__ = [os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "nas_hw")]
+        sys.modules["nas_hw"] = pkg
+    return importlib.import_module("nas_hw.cache"), importlib.import_module("nas_hw.timing")
 
 
 def build_net(spec, size):
@@ -60,12 +86,17 @@ def estimate(args):
 
 
 def fill(args):
-    from nas_hw import LatencyCache, LatencyGraphEstimator
-    from nas_hw.timing import TimingStats
+    if args.real:
+        from nas_hw import LatencyCache
+        from nas_hw.timing import TimingStats
+    else:
+        cache_mod, timing_mod = import_cache_light()
+        LatencyCache, TimingStats = cache_mod.LatencyCache, timing_mod.TimingStats
 
     cache = LatencyCache(args.cache)
+    print("ready", flush=True)
     for i in range(args.start, args.stop):
-        t = 1e-4 * (1 + i % 7)
+        t = syn_seconds(i)
         cache.get_or_measure(SYN_FINGERPRINT, f"syn:{i:05d}",
                              lambda t=t: (TimingStats(t, t, 0.0, t, 3, 3), False),
                              settings={"synthetic": True})
@@ -73,12 +104,29 @@ def fill(args):
         import nnabla as nn
         import nnabla.functions as F
 
+        from nas_hw import LatencyGraphEstimator
+
         est = LatencyGraphEstimator(device_id=0, ext_name="cpu", n_run=3, n_warmup=0,
                                     max_measure_execution_time=1, cache=cache)
         for c in range(1, 9):
             x = nn.Variable((1, c, 4, 4))
             est.get_estimation(F.relu(F.add_scalar(x, 1.0)))
     return {"measurements": cache.measurements, "rows": len(cache)}
+
+
+def race(args):
+    import time
+
+    cache_mod, timing_mod = import_cache_light()
+    cache = cache_mod.LatencyCache(args.cache)
+
+    def measure():
+        time.sleep(args.sleep)
+        return timing_mod.TimingStats(1e-3, 1e-3, 0.0, 1e-3, 1, 1), False
+
+    for i in range(args.n):
+        cache.get_or_measure(SYN_FINGERPRINT, f"race:{i:05d}", measure)
+    return {"measurements": cache.measurements, "hits": cache.hits, "rows": len(cache)}
 
 
 def main():
@@ -95,8 +143,12 @@ def main():
     p.add_argument("start", type=int)
     p.add_argument("stop", type=int)
     p.add_argument("--real", action="store_true")
+    p = sub.add_parser("race")
+    p.add_argument("cache")
+    p.add_argument("n", type=int)
+    p.add_argument("--sleep", type=float, default=0.0)
     args = parser.parse_args()
-    result = estimate(args) if args.cmd == "estimate" else fill(args)
+    result = {"estimate": estimate, "fill": fill, "race": race}[args.cmd](args)
     print(json.dumps(result), flush=True)
 
 

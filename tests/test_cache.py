@@ -240,12 +240,12 @@ def test_import_refuses_files_that_are_not_exports(tmp_path):
 def test_second_process_measures_nothing_and_agrees(tmp_path):
     path = tmp_path / "shared.sqlite"
     nets = ["mobilenet:sample:1", "darts:sample:2"]
-    first = run_worker("estimate", path, *nets)
+    first = run_worker("estimate", path, *nets, "--size", 8, "--n-run", 2)
     assert first["measurements"] == first["rows"] > 0
-    second = run_worker("estimate", path, *nets)
+    second = run_worker("estimate", path, *nets, "--size", 8, "--n-run", 2)
     assert second["measurements"] == 0
     assert second["estimates"] == first["estimates"]
-    other = run_worker("estimate", path, *nets, "--fingerprint", "some-other-device")
+    other = run_worker("estimate", path, *nets, "--size", 8, "--fingerprint", "some-other-device")
     assert other["error"] == "MissingMeasurementsError" and other["measurements"] == 0
     assert other["missing"] and all(s.startswith(("mod:", "fn:")) for s in other["missing"])
     cache = LatencyCache(path)
@@ -257,7 +257,7 @@ def test_four_processes_fill_one_file_without_loss(tmp_path):
     path = tmp_path / "shared.sqlite"
     specs = [["mobilenet:sample:0", "darts:sample:0"], ["mobilenet:sample:0", "darts:sample:1"],
              ["darts:sample:0", "mobilenet:sample:1"], ["mobilenet:sample:0", "darts:sample:1"]]
-    procs = [subprocess.Popen([sys.executable, WORKER, "estimate", str(path), *s], text=True,
+    procs = [subprocess.Popen([sys.executable, WORKER, "estimate", str(path), *s, "--size", "8", "--n-run", "2"], text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.path.dirname(HERE))
              for s in specs]
     results = []
