@@ -299,3 +299,31 @@ def test_bad_arguments_are_refused():
         LatencyGraphEstimator(cache=":memory:", **{**FAST_KW, "n_run": 2}, time_scale="s")
     with pytest.raises(TypeError):
         LatencyGraphEstimator(cache=":memory:", **FAST_KW).get_estimation("not a graph")
+
+
+@pytest.mark.parametrize("space", ["mobilenet", "darts"])
+@pytest.mark.parametrize("mode", ["full", "sample"])
+def test_batch_size_reshapes_every_layer(space, mode, monkeypatch):
+    """Estimating at another batch than the graph was built with: every layer is measured at
+    the new batch, including outputs whose batch is not the first axis (the Stack of a full
+    MixedOp: n_candidates x batch x ...), and the model's recorded shapes are left alone."""
+    monkeypatch.setattr(base, "measure", counting_measure)
+    net, out = build(space, mode, size=16)
+    recorded = [(n, list(m.input_shapes)) for n, m in net.get_modules()]
+    n_functions = len(_functions(out))
+    mod = LatencyEstimator(cache=":memory:", batch_size=8, **FAST_KW)
+    graph = LatencyGraphEstimator(cache=":memory:", batch_size=8, **FAST_KW)
+    assert graph.get_estimation(out) == pytest.approx(n_functions) and not graph.failures
+    assert mod.get_estimation(net) == pytest.approx(n_functions) and not mod.failures
+    graph_sigs = {c.signature for c in graph.breakdown}
+    outside = {c.signature for c in mod.breakdown if c.name.startswith("outside/")}
+    assert outside and outside <= graph_sigs
+    leaves = [c.signature for c in mod.breakdown if c.signature.startswith("mod:")]
+    assert leaves and all(s.split("|in=")[1].startswith("8x") for s in leaves)
+    convs = [s for s in graph_sigs if s.startswith(("fn:Convolution", "fn:BatchNormalization"))]
+    assert convs and all(s.split("|in=")[1].startswith("8x") for s in convs)
+    assert any("in=8x1x16x16" in s for s in graph_sigs)
+    if mode == "full":
+        assert any(s.startswith("fn:Stack") and "in=8x" in s for s in graph_sigs)
+        assert any(s.startswith("fn:Mul2") and "x8x" in s.split("in=")[1].split(",")[0] for s in graph_sigs)
+    assert [(n, list(m.input_shapes)) for n, m in net.get_modules()] == recorded

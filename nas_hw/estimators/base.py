@@ -218,38 +218,77 @@ class LayerEstimator:
         return wrapped
 
     def _function_costs(self, funcs, batch_leaves, prefix=""):
-        """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables that carry the batch
-        axis (their shapes, and those of everything computed from them, get ``batch_size``)."""
-        batched = set(batch_leaves)
+        """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables whose first axis
+        becomes ``batch_size``. The new shapes of everything computed from them are found by
+        setting each function up again on the new input shapes (so an output whose batch is not
+        on the first axis, such as a ``Stack`` of branches, gets its true shape)."""
+        new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
         signatures = self._signature_memo
         total = 0.0
         for i, f in enumerate(funcs):
             inputs = f.inputs
-            if batched:
-                shapes = tuple(with_batch(v.shape, self.batch_size) if v in batched else tuple(v.shape)
-                               for v in inputs)
-                if any(v in batched for v in inputs):
-                    batched.update(f.outputs)
+            if new_shapes:
+                shapes = tuple(new_shapes.get(v, tuple(v.shape)) for v in inputs)
             else:
                 shapes = tuple(tuple(v.shape) for v in inputs)
             dtypes = tuple(variable_dtype(v) for v in inputs)
             info = f.info
+            name = f"{prefix}{i}:{info.type_name}"
             # Formatting a readable signature is the slow part of a cached query: do it once per
             # distinct (type, arguments, shapes, dtypes) seen by this estimator.
             key = (info.type_name, repr(info.args), shapes, dtypes)
             sig = signatures.get(key)
             if sig is None:
                 sig = signatures[key] = function_signature(f, shapes, dtypes)
-            cost = self._cost(f"{prefix}{i}:{info.type_name}", sig, self._measure_function(f, shapes))
+            if new_shapes and any(v in new_shapes for v in inputs):
+                try:
+                    out_shapes = self._output_shapes(f, shapes)
+                except MeasurementError as err:
+                    for v in f.outputs:  # best guess, so that later layers can still be tried
+                        new_shapes[v] = with_batch(v.shape, self.batch_size)
+                    self._fail(name, sig, MeasurementError(
+                        f"cannot set layer {name!r} ({sig}) up at batch_size={self.batch_size}: {err}",
+                        layer=name, signature=sig))
+                    continue
+                new_shapes.update(zip(f.outputs, out_shapes))
+            cost = self._cost(name, sig, self._measure_function(f, shapes))
             if cost is not None:
                 total += cost
         return total
+
+    def _output_shapes(self, func, shapes):
+        """Output shapes of ``func`` set up on inputs of ``shapes`` (nothing is computed)."""
+        memo = self.__dict__.setdefault("_output_shape_memo", {})
+        key = (func.info.type_name, repr(func.info.args), tuple(shapes))
+        if key not in memo:
+            try:
+                with nn.context_scope(self.ctx), nn.auto_forward(False):
+                    fn = getattr(function_classes, func.info.type_name)(self.ctx, **func.info.args)
+                    outs = fn(*[nn.Variable(s, need_grad=False) for s in shapes])
+            except Exception as err:
+                raise MeasurementError(f"{type(err).__name__}: {_first_line(err)}") from err
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            memo[key] = [tuple(v.shape) for v in outs]
+        return memo[key]
+
+    def _fail(self, name, signature, err):
+        """A layer that cannot be measured: raised (``on_error='raise'``) or listed in
+        :attr:`failures` and left out of the sum (``'warn'``)."""
+        if self.on_error == "raise":
+            raise err
+        logger.warning("%s", err)
+        self.failures.append(Failure(name, signature, str(err)))
 
     @property
     def _signature_memo(self):
         if "_signatures" not in self.__dict__:
             self._signatures = {}
         return self._signatures
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else repr(err)
+
 
 def _finite_non_negative(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0

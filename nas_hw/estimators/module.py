@@ -176,14 +176,30 @@ class LatencyEstimator(LayerEstimator):
             self._begin()
             self.breakdown = list(hit[1])
             return hit[0]
-        names = {m: (n or type(m).__name__) for n, m in net.get_modules()}
+        modules = list(net.get_modules())
+        names = {m: (n or type(m).__name__) for n, m in modules}
         state = net.training
+        # The recording pass rebuilds the model at ``batch_size`` (every shape then is the one
+        # measured, whatever axis the batch sits on inside the model); calling modules records
+        # input shapes on them, which are put back afterwards.
+        recorded_shapes = [(m, m.__dict__.get("_input_shapes")) for _, m in modules]
         calls = []
         net.apply(training=False)
         try:
             with nn.auto_forward(False), _recording_leaf_calls(net, calls):
-                inputs = [nn.Variable(s, need_grad=False) for s in net.input_shapes]
-                out = net(*inputs)
+                inputs = [nn.Variable(with_batch(s, self.batch_size), need_grad=False) for s in net.input_shapes]
+                try:
+                    out = net(*inputs)
+                except Exception as err:
+                    if all(tuple(v.shape) == tuple(s) for v, s in zip(inputs, net.input_shapes)):
+                        raise
+                    raise MeasurementError(f"model {type(net).__name__} cannot be rebuilt at batch_size="
+                                           f"{self.batch_size} ({type(err).__name__}: {err})") from err
+            for m, shapes in recorded_shapes:
+                if shapes is None:
+                    m.__dict__.pop("_input_shapes", None)
+                else:
+                    m.__dict__["_input_shapes"] = shapes
             outs = list(out) if isinstance(out, (list, tuple)) else [out]
             inside = set()
             for _, ins, leaf_outs in calls:
@@ -194,7 +210,7 @@ class LatencyEstimator(LayerEstimator):
             for m, ins, _ in calls:
                 cost = self._module_cost(m, names.get(m, type(m).__name__), [v.shape for v in ins])
                 total += cost or 0.0
-            total += self._function_costs(outside, inputs, prefix="outside/")
+            total += self._function_costs(outside, [], prefix="outside/")  # already at batch_size
         finally:
             net.apply(training=state)
         total = self._finish(total)
