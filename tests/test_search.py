@@ -252,7 +252,8 @@ def test_sweep_report_tables_and_plot(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "out.csv")))
     assert [float(r["latency_weight"]) for r in rows] == [0.0, 0.0, 1.0, 1.0]
     summary = sweep_report.medians(sweep_report.load_reports(str(tmp_path / "sweep")))
-    assert summary[1]["true_latency_ms"] == pytest.approx(1.1)
+    assert summary[1]["measured_latency_ms"] == pytest.approx(1.1)
+    assert summary[1]["latency_source"] == "true_latency_ms"
     assert summary[1]["latency_change_pct"] == pytest.approx(-47.619, abs=1e-3)
     assert summary[1]["test_acc_change_points"] == pytest.approx(-0.75)
     assert (tmp_path / "out.png").stat().st_size > 1000
