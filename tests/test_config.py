@@ -55,6 +55,9 @@ def test_callbacks_can_be_removed_or_changed_from_the_command_line():
     assert cbs.callbacks[0].n_run == 7 and cbs.callbacks[1].bound_ms == 2.0
     assert [name for name, _ in cbs.named] == ["monitor", "constraint", "checkpoint"]
     assert len(build_callbacks(compose_config(["callbacks=none"]).callbacks)) == 0
+    added = build_callbacks(compose_config(["callbacks=none", "+callbacks.log._target_=nas_hw.callbacks.CSVLogger",
+                                            "+callbacks.log.filename=mine.csv"]).callbacks)
+    assert [name for name, _ in added.named] == ["log"] and added.callbacks[0].filename == "mine.csv"
     assert isinstance(build_callbacks(compose_config().callbacks).callbacks[-1], CSVLogger)
 
 
