@@ -188,18 +188,20 @@ class LatencyEstimator(LayerEstimator):
         try:
             with nn.auto_forward(False), _recording_leaf_calls(net, calls):
                 inputs = [nn.Variable(with_batch(s, self.batch_size), need_grad=False) for s in net.input_shapes]
+                built_shapes = [tuple(s) for s in net.input_shapes]
                 try:
                     out = net(*inputs)
                 except Exception as err:
-                    if all(tuple(v.shape) == tuple(s) for v, s in zip(inputs, net.input_shapes)):
+                    if all(tuple(v.shape) == s for v, s in zip(inputs, built_shapes)):
                         raise
                     raise MeasurementError(f"model {type(net).__name__} cannot be rebuilt at batch_size="
                                            f"{self.batch_size} ({type(err).__name__}: {err})") from err
-            for m, shapes in recorded_shapes:
-                if shapes is None:
-                    m.__dict__.pop("_input_shapes", None)
-                else:
-                    m.__dict__["_input_shapes"] = shapes
+                finally:
+                    for m, shapes in recorded_shapes:
+                        if shapes is None:
+                            m.__dict__.pop("_input_shapes", None)
+                        else:
+                            m.__dict__["_input_shapes"] = shapes
             outs = list(out) if isinstance(out, (list, tuple)) else [out]
             inside = set()
             for _, ins, leaf_outs in calls:
