@@ -452,6 +452,9 @@ class LatencyCache:
                     if not isinstance(doc, dict) or not isinstance(doc.get("rows"), list):
                         raise CacheError(f"{path!r} is not a nas_hw cache export (expected a JSON object with 'rows')")
                     raw, info = doc["rows"], doc.get("fingerprints") or {}
+                    if not isinstance(info, dict):
+                        raise CacheError(f"{path!r}: 'fingerprints' must map a fingerprint to its "
+                                         f"description, got {type(info).__name__}")
                 else:
                     reader = csv.DictReader(fh)
                     if not reader.fieldnames or "signature" not in reader.fieldnames:

@@ -227,8 +227,10 @@ def test_import_refuses_files_that_are_not_exports(tmp_path):
     (tmp_path / "x.json").write_text("[1, 2]")
     (tmp_path / "y.csv").write_text("a,b\n1,2\n")
     (tmp_path / "z.json").write_text("{not json")
+    (tmp_path / "w.json").write_text(json.dumps({"rows": [], "fingerprints": ["a"]}))
     for name, words in (("x.json", "not a nas_hw cache export"), ("y.csv", "CSV header"),
-                        ("z.json", "not valid JSON"), ("missing.csv", "cannot read")):
+                        ("z.json", "not valid JSON"), ("missing.csv", "cannot read"),
+                        ("w.json", "'fingerprints' must map")):
         with pytest.raises(CacheError, match=words):
             cache.import_(tmp_path / name)
     with pytest.raises(CacheError, match=".csv or .json"):
