@@ -5,6 +5,7 @@
     nas-hw cache import FILE [--overwrite]       merge an export (rows keep their fingerprint)
     nas-hw cache clear [--fingerprint FP] --yes  delete rows (refused without --yes)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.report)
+    nas-hw profile [OVERRIDE ...]                candidate table of a search space (nas_hw.profile)
 
 Every ``cache`` command takes ``--cache PATH`` (default ``$NAS_HW_CACHE`` or the per-user cache,
 see :func:`nas_hw.cache.default_cache_path`).
@@ -33,9 +34,9 @@ PROG = "nas-hw"
 # (command name, module, one-line help); the module provides ``add_arguments(parser)`` and
 # ``run(args) -> exit code``. A module that is not part of this installation is not offered
 # (its command is then unknown to the parser; nothing pretends to run it).
-# ``profile`` is to be added here as ("profile", "nas_hw.profile", "...") once that module exists.
 EXTERNAL_COMMANDS = (
     ("report", "nas_hw.report", "per-layer latency, memory and FLOPs of one network, and its true latency"),
+    ("profile", "nas_hw.profile", "build and store the candidate table of a configured search space"),
 )
 
 

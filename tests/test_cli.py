@@ -137,6 +137,29 @@ def test_registered_commands_are_wired():
         assert name in subcommands, f"{module} exists but {name} is not offered"
     args = parser.parse_args(["report", "pkg.mod:fn", "--n-run", "3"])
     assert args.n_run == 3 and callable(args.external)
+    args = parser.parse_args(["profile", "space=darts", "progress=false"])
+    assert args.overrides == ["space=darts", "progress=false"] and callable(args.external)
+
+
+def test_report_runs_through_main(tmp_path, capsys):
+    """``nas-hw report`` end to end through the dispatcher: a tiny graph, real measurements."""
+    mod = tmp_path / "tiny_net_for_cli.py"
+    mod.write_text("import nnabla as nn\nimport nnabla.functions as F\n"
+                   "def build(x):\n    return F.relu(F.add_scalar(x, 1.0))\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        code = main(["report", "tiny_net_for_cli:build", "--input-shape", "1,2,4,4", "--n-run", "2",
+                     "--n-warmup", "0", "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "out")])
+    finally:
+        sys.path.remove(str(tmp_path))
+    captured = capsys.readouterr()
+    if code == 1 and "matplotlib" in captured.err:
+        pytest.skip("report needs matplotlib for its chart")
+    assert code == 0, captured.err
+    assert (tmp_path / "out" / "report.csv").exists()
+    with LatencyCache(str(tmp_path / "c.sqlite")) as c:
+        assert len(c) == 2
+    assert main(["report", "no_such_module_xyz:build", "--cache", str(tmp_path / "c.sqlite")]) == 2
 
 
 def test_console_script_in_a_subprocess(cache_file, tmp_path):
