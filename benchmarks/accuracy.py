@@ -225,7 +225,27 @@ def write_markdown(result, path):
                              f"Goal {'met' if g['met'] else 'NOT met'} (ratio in [0.95, 1.05]: "
                              f"{g['ratio_within_0.95_1.05']}, MAPE ≤ noise + 2: {g['mape_within_noise_plus_2']}).")
         lines.append("")
-    lines += ["## Goal", "", result["goal_summary"], "", "![scatter](accuracy_scatter.png)", ""]
+    lines += ["## Goal", "", result["goal_summary"], "", "![scatter](accuracy_scatter.png)", "",
+              "## How to read this", "",
+              "- *raw*: the sum of layers timed one at a time (mean of R runs each, nas_hw cache); "
+              "*calibrated*: `scale*raw + per_layer*n_layers + const` fitted (bounded least squares, "
+              "relative residuals, all parameters >= 0) on 5 other subnetworks of the same space and "
+              "resolution, stored in the cache and reused (the second calibrator takes 0 measurements).",
+              "- nnabla_nas 0.15's `LatencyEstimator` sums leaf modules with `need_grad` (its override "
+              "does not look at `is_active`; these derived networks have no MixedOp so it does not "
+              "matter); modules that run no function (`Identity`, `Dropout` in inference) fail inside "
+              "its profiler and count 0 (it logs a warning), and operations outside modules (residual "
+              "additions, the sums and concatenations of DARTS cells) are never counted. Its "
+              "`LatencyGraphEstimator` times every function alone, like nas_hw's graph estimator.",
+              "- *in-context*: every function timed between nnabla's `function_pre_hook` and "
+              "`function_post_hook` inside whole forwards (median per function, summed); each "
+              "function's time includes one timer read and hook return, so it overestimates on "
+              "networks of many tiny functions.",
+              "- The noise floor is what a perfect estimator would score against a second measurement: "
+              "an estimator cannot be judged more finely than that row. When other jobs share the "
+              "CPU (load above the core count), isolated layer timings taken at one moment and "
+              "whole-network timings taken at another disagree by tens of percent, and every row "
+              "moves with it.", ""]
     with open(path, "w") as fh:
         fh.write("\n".join(lines))
 
