@@ -189,6 +189,9 @@ def test_failing_layer_raises_measurement_error_naming_it(kind):
         est.get_estimation(net if kind == "module" else out)
     err = info.value
     assert "Boom" in err.signature and err.signature in str(err)
+    if kind == "module":  # the Python error raised inside the nnabla function is named
+        assert "boom at forward, on purpose" in str(err)
+    assert isinstance(err.__cause__, MeasurementError)
     assert err.layer and repr(err.layer) in str(err)
     assert not any("Boom" in r.signature for r in cache.records())
 

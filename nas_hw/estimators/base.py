@@ -154,11 +154,11 @@ class LayerEstimator:
             try:
                 rec = self.cache.get_or_measure(self.fingerprint_key, signature, measure_fn, self.settings,
                                                 self._fingerprint_info)
-            except MeasurementError as err:
-                err = MeasurementError(f"cannot measure layer {name!r} ({signature}): {err}",
+            except MeasurementError as cause:
+                err = MeasurementError(f"cannot measure layer {name!r} ({signature}): {cause}{_root_cause(cause)}",
                                        layer=name, signature=signature)
                 if self.on_error == "raise":
-                    raise err from err.__cause__
+                    raise err from cause
                 logger.warning("%s", err)
                 self.failures.append(Failure(name, signature, str(err)))
                 return None
@@ -284,6 +284,22 @@ class LayerEstimator:
         if "_signatures" not in self.__dict__:
             self._signatures = {}
         return self._signatures
+
+def _root_cause(err):
+    """`` (caused by Type: message)`` naming the innermost exception of ``err``'s chain when it
+    says more than ``err`` itself (a Python error raised inside an nnabla function surfaces as
+    an uninformative ``SystemError``), else ``""``."""
+    root, seen = err, set()
+    while id(root) not in seen:
+        seen.add(id(root))
+        nxt = root.__cause__ or root.__context__
+        if nxt is None:
+            break
+        root = nxt
+    if root is err or _first_line(root) in str(err):
+        return ""
+    return f" (caused by {type(root).__name__}: {_first_line(root)})"
+
 
 def _first_line(err):
     text = str(err).strip()
