@@ -96,6 +96,11 @@ def _cache_ls(args, out):
 
 
 def _cache_export(args, out):
+    if os.path.splitext(args.file)[1].lower() not in (".csv", ".json"):
+        raise BadInput(f"export file must end in .csv or .json (the format), got {args.file!r}")
+    directory = os.path.dirname(os.path.abspath(args.file))
+    if not os.path.isdir(directory):
+        raise BadInput(f"cannot export to {args.file!r}: directory {directory!r} does not exist")
     cache = _open_existing(args.cache)
     if cache is None:
         raise BadInput(f"no cache file at {args.cache!r}: nothing to export")

@@ -81,6 +81,11 @@ def test_export_one_fingerprint(cache_file, tmp_path, capsys):
     assert main(["cache", "export", str(dump), "--fingerprint", "nope", "--cache", cache_file]) == 2
     err = capsys.readouterr().err
     assert errors(err) and "'nope'" in err and "cuda|test-gpu" in err
+    assert main(["cache", "export", str(tmp_path / "dump.txt"), "--cache", cache_file]) == 2
+    assert main(["cache", "export", str(tmp_path / "no" / "dump.csv"), "--cache", cache_file]) == 2
+    assert main(["cache", "export", str(dump), "--cache", str(tmp_path / "absent.sqlite")]) == 2
+    err = capsys.readouterr().err
+    assert ".csv or .json" in err and "does not exist" in err and "nothing to export" in err
 
 
 def test_clear_needs_yes(cache_file, capsys):
