@@ -94,6 +94,26 @@ def test_sigkill_at_random_points_never_corrupts_and_resumes(tmp_path):
           f"(total {total})")
 
 
+def test_sigkill_while_creating_a_fresh_cache_file(tmp_path):
+    """Killed while opening a new file (schema creation, WAL switch) or writing its first rows:
+    what is left is either no file, an empty one, or a complete cache; never a CacheError."""
+    rng = random.Random(99)
+    outcomes = {"no file": 0, "opened": 0}
+    for i in range(12):
+        path = str(tmp_path / f"fresh{i}.sqlite")
+        proc = start("fill", path, 0, 50)
+        time.sleep(rng.uniform(0.05, 0.3))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if not os.path.exists(path):
+            outcomes["no file"] += 1
+            continue
+        check_file(path)
+        outcomes["opened"] += 1
+    assert sum(outcomes.values()) == 12
+    print(f"\nfresh-file kills: {outcomes}")
+
+
 def test_four_processes_race_on_the_same_signatures(tmp_path):
     """Synthetic measurements that take 2 ms each, the same 300 signatures in 4 processes:
     each measured exactly once overall, none lost, no 'database is locked'."""
