@@ -27,11 +27,15 @@ def fmt_shape(shape):
 
 
 def variable_dtype(v, default="float32"):
-    """dtype name of a variable's data; a never-allocated array has the context's default."""
+    """dtype name of a variable's data. An array with no memory yet (never written, or only
+    zero-filled lazily) gets the context's default type when nnabla first allocates it."""
     data = v.data
     if data.modification_count == 0 and not data.zeroing:
         return default
-    dtype = data.dtype
+    try:
+        dtype = data.dtype
+    except RuntimeError:  # nnabla: "Array is not initialized" (a lazy zero, no memory yet)
+        return default
     name = _DTYPE_NAMES.get(dtype)
     if name is None:
         name = _DTYPE_NAMES[dtype] = np.dtype(dtype).name

@@ -103,3 +103,40 @@ def test_deployment_shape_differs_from_training_shape():
     big = CandidateTable.build(net, est, input_shape=(1, 3, 16, 16), progress=False)
     assert big.input_shape == (1, 3, 16, 16)
     assert big.min() > small.min()
+
+
+def test_graph_estimate_of_a_lazily_zeroed_input():
+    """x.data.zero() allocates nothing: its dtype is the context default, not an error."""
+    from nas_hw.search.spaces import MobileNetSpace
+    net = MobileNetSpace(in_channels=3, stage_channels=(8,), stage_blocks=(1,), stage_strides=(1,), choices=[0])
+    net.apply(training=False)
+    x = nn.Variable((1, 3, 8, 8), need_grad=False)
+    x.data.zero()
+    out = net(x)
+    est = LatencyGraphEstimator(cache=LatencyCache(":memory:"), **FAST)
+    assert est.get_estimation(out) > 0
+
+
+def test_module_estimator_skips_modules_the_output_does_not_read():
+    """A derived DARTS cell whose node edges all chose 'zero' still calls a preprocessing module
+    whose output no later operation reads: it does not run in the network, so it is not counted."""
+    from nas_hw.search.spaces import DartsSpace
+    space = DartsSpace(in_channels=3, channels=4, n_cells=3, n_nodes=2, reduction_cells=(1,))
+    names = space.candidate_names_per_group
+    choices = [n.index("zero") for n in names]
+    choices[0] = names[0].index("sep_conv_3x3")
+    net = space.derive(choices)
+    net.apply(training=False)
+    out = net(nn.Variable((1, 3, 8, 8)))
+    cache = LatencyCache(":memory:")
+    graph = LatencyGraphEstimator(cache=cache, **FAST)
+    module = LatencyEstimator(cache=cache, **FAST)
+    graph.get_estimation(out)
+    module.get_estimation(net)
+    inside_modules = [b for b in module.breakdown if not b.noop and not b.name.startswith("outside/")]
+    outside = [b for b in module.breakdown if b.name.startswith("outside/")]
+    from nas_hw.graph_utils import functions_of
+    assert len(functions_of(out)) == len(graph.breakdown)
+    # every function of the graph is either in a counted leaf module or counted outside, once
+    n_functions_in_modules = len(graph.breakdown) - len(outside)
+    assert len(inside_modules) <= n_functions_in_modules

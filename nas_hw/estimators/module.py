@@ -6,7 +6,7 @@ import nnabla.functions as F
 
 from ..cache import noop_stats
 from ..errors import GraphNotBuiltError, MeasurementError
-from ..graph_utils import functions_of
+from ..graph_utils import functions_of, walk
 from ..signature import module_signature, with_batch
 from .base import LayerEstimator
 from .memo import EstimateMemo
@@ -203,10 +203,17 @@ class LatencyEstimator(LayerEstimator):
                         else:
                             m.__dict__["_input_shapes"] = shapes
             outs = list(out) if isinstance(out, (list, tuple)) else [out]
+            funcs, _ = walk(outs[0] if len(outs) == 1 else F.sink(*outs))
+            # Only what the output depends on runs: a module called on a branch that no later
+            # operation reads (e.g. a cell input all of whose edges chose 'zero') is left out.
+            reachable = set(outs)
+            for f in funcs:
+                reachable.update(f.inputs)
+            calls = [c for c in calls if any(v in reachable for v in c[2])]
             inside = set()
             for _, ins, leaf_outs in calls:
                 inside.update(_functions_between(leaf_outs, ins))
-            outside = [f for f in functions_of(outs[0] if len(outs) == 1 else F.sink(*outs)) if f not in inside]
+            outside = [f for f in funcs if f not in inside]
             self._begin()
             total = 0.0
             for m, ins, _ in calls:
