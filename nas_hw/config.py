@@ -9,11 +9,13 @@ so a bad value fails with a one-line message naming the allowed values.
 
 Hydra configs only describe objects: everything they build works without Hydra.
 """
+import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 ALGORITHMS = ("darts", "proxyless")
 PENALTY_MODES = ("linear", "hinge", "log")
@@ -21,6 +23,7 @@ OPTIMIZERS = ("momentum", "sgd", "adam")
 EXT_NAMES = ("cpu", "cuda", "cudnn")
 DATASETS = ("digits", "cifar10")
 TIME_SCALES = ("m",)  # the table, the penalty and the reports are all in ms
+TYPE_CONFIGS = ("float", "half", "mixed_half")
 
 
 def _one_of(name, value, allowed):
@@ -28,7 +31,13 @@ def _one_of(name, value, allowed):
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
+def _finite(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
 def _positive(name, value, allow_zero=False):
+    _finite(name, value)
     if value < 0 or (value == 0 and not allow_zero):
         raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
 
@@ -76,8 +85,16 @@ class LatencyConfig:
         _positive("latency.weight", self.weight, allow_zero=True)
         if self.target is not None:
             _positive("latency.target", self.target)
-        if self.mode == "hinge" and self.target is None:
-            raise ValueError("latency.mode='hinge' needs latency.target (ms), got None")
+        if self.mode in ("hinge", "log") and self.target is None:
+            raise ValueError(f"latency.mode={self.mode!r} needs latency.target (ms), got None")
+        _finite("latency.a", self.a)
+        _finite("latency.b", self.b)
+        if self.mode == "log":
+            _positive("latency.a", self.a)
+            _positive("latency.b", self.b)
+            if self.target <= 1:
+                raise ValueError("latency.mode='log' needs latency.target > 1 (log T must be "
+                                 f"positive), got {self.target!r}")
         if self.input_shape is not None:
             if len(self.input_shape) != 4 or any(int(s) <= 0 for s in self.input_shape):
                 raise ValueError("latency.input_shape must be 4 positive ints (N, C, H, W), "
@@ -180,6 +197,16 @@ class DataConfig:
         if self.name == "cifar10" and self.root is None:
             raise ValueError("data=cifar10 needs data.root=<folder of the CIFAR-10 python "
                              "batches> (nas_hw never downloads it)")
+        if self.name == "digits" and self.root is not None:
+            raise ValueError(f"data=digits is embedded in nas_hw and takes no data.root, got {self.root!r}")
+        _finite("data.valid_fraction", self.valid_fraction)
+        if not 0 <= self.valid_fraction < 1:
+            raise ValueError(f"data.valid_fraction must be in [0, 1), got {self.valid_fraction!r}")
+        if self.test_fraction is not None:
+            _finite("data.test_fraction", self.test_fraction)
+            if not 0 <= self.test_fraction < 1:
+                raise ValueError(f"data.test_fraction must be in [0, 1), got {self.test_fraction!r}")
+        _positive("data.seed", self.seed, allow_zero=True)
 
 
 @dataclass
@@ -192,6 +219,7 @@ class DeviceConfig:
     def __post_init__(self):
         _one_of("device.ext_name", self.ext_name, EXT_NAMES)
         _positive("device.device_id", self.device_id, allow_zero=True)
+        _one_of("device.type_config", self.type_config, TYPE_CONFIGS)
 
 
 @dataclass
@@ -239,8 +267,30 @@ def validate(cfg):
 
     Returns:
         The config as plain objects (dataclasses, lists, dicts).
+
+    Raises:
+        ValueError: a value is out of range, or a key added with ``+group.key=...`` is not a
+            field of that group's schema (it would otherwise be dropped silently).
     """
+    _check_no_extra_keys(cfg, "")
     return OmegaConf.to_object(cfg)
+
+
+def _check_no_extra_keys(node, path):
+    """Structured nodes accept ``+key=value`` appends that ``to_object`` then drops: refuse them."""
+    if not isinstance(node, DictConfig):
+        return
+    schema = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(schema):
+        allowed = [f.name for f in dataclasses.fields(schema)]
+        extra = [k for k in node.keys() if k not in allowed]
+        if extra:
+            raise ValueError(f"{path}{extra[0]} is not a setting of {path.rstrip('.') or 'the config'} "
+                             f"({schema.__name__}); allowed: {[k for k in allowed if not k.startswith('_')]}")
+    for key in node.keys():
+        if key == "hydra" and not path:
+            continue
+        _check_no_extra_keys(node._get_node(key), f"{path}{key}.")
 
 
 register_configs()

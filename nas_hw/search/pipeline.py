@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..callbacks import CallbackList
 from ..device import get_context
 from .retrain import train_from_scratch
-from .searcher import make_searcher, measure_network_latency_ms
+from .searcher import CHECKPOINT_STATE, make_searcher, measure_network_latency_ms
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,18 @@ def deploy_input_shape(latency_cfg, dataset):
     return shape
 
 
+def check_resume(path):
+    """Raises ``FileNotFoundError`` naming ``search.resume`` unless ``path`` holds a checkpoint
+    (the checkpoint directory, or a run directory holding ``checkpoint/``)."""
+    if not path:
+        return
+    path = os.fspath(path)
+    directory = os.path.join(path, "checkpoint") if os.path.isdir(os.path.join(path, "checkpoint")) else path
+    if not os.path.isfile(os.path.join(directory, CHECKPOINT_STATE)):
+        raise FileNotFoundError(f"search.resume={path!r} holds no checkpoint (no {CHECKPOINT_STATE} in "
+                                f"{directory!r}): give a run directory of an earlier search or its checkpoint/")
+
+
 def run_search(cfg, output_dir):
     """Runs search, derivation, retraining and measurement; writes ``report.json``.
 
@@ -103,6 +115,10 @@ def run_search(cfg, output_dir):
     # the estimator's batch_size is the batch it measures at: the deployment batch
     estimator = make_estimator(device_id=cfg.device.device_id, ext_name=cfg.device.ext_name,
                                cache=cache, batch_size=deploy_shape[0])
+    # Everything that can be refused is refused before the table is measured: the callbacks'
+    # settings and the checkpoint to resume from.
+    callbacks = build_callbacks(cfg.callbacks)
+    check_resume(cfg.search.resume)
     model.apply(training=False)
     table_start = time.perf_counter()
     table = CandidateTable.build(model, estimator, input_shape=deploy_shape,
@@ -114,7 +130,6 @@ def run_search(cfg, output_dir):
         penalty = LatencyPenalty(table, weight=cfg.latency.weight, target=cfg.latency.target,
                                  mode=cfg.latency.mode, a=cfg.latency.a, b=cfg.latency.b)
 
-    callbacks = build_callbacks(cfg.callbacks)
     s = cfg.search
     searcher = make_searcher(
         s.algorithm, model, dataset, table, penalty=penalty, callbacks=callbacks,
