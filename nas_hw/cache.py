@@ -169,6 +169,17 @@ class LatencyCache:
     """
 
     def __init__(self, path=None, timeout_s=60.0):
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"cache path must be a str or os.PathLike, ':memory:' or None, "
+                            f"got {type(path).__name__} {path!r}")
+        if path is not None and not isinstance(os.fspath(path), str):
+            raise TypeError(f"cache path must be a text path, got {path!r}")
+        if path is not None and not os.fspath(path):
+            raise ValueError("cache path must not be empty (SQLite would open a throw-away "
+                             "database): give a file path, ':memory:' or None")
+        if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
+                or not math.isfinite(timeout_s) or timeout_s <= 0):
+            raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
         if path is None:
             path = default_cache_path()
             os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .space import find_choice_points, group_alphas
+from .timing import TIME_SCALES
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +80,25 @@ class CandidateTable:
 
     def __init__(self, costs, fixed, groups, names, candidate_names, unit="m", fingerprint="",
                  space_key="", input_shape=None):
-        self.costs = {k: [np.asarray(c, dtype=np.float64) for c in v] for k, v in costs.items()}
-        self.fixed = {k: float(v) for k, v in fixed.items()}
+        if unit not in TIME_SCALES:
+            raise ValueError(f"unit must be one of {tuple(TIME_SCALES)}, got {unit!r}")
+        self.costs = _check_costs(costs)
+        self.fixed = _check_fixed(fixed, self.costs)
+        n_points = len(self.costs["latency"])
+        if (isinstance(groups, (str, bytes)) or not hasattr(groups, "__len__") or len(groups) != n_points
+                or any(isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 0 for g in groups)):
+            raise ValueError(f"groups must hold one integer >= 0 per choice point ({n_points}), got {groups!r}")
         self.groups = [int(g) for g in groups]
+        if sorted(set(self.groups)) != list(range(len(set(self.groups)))):
+            raise ValueError(f"groups must number the groups 0..n-1 without gaps, got {self.groups}")
+        if isinstance(names, (str, bytes)) or not hasattr(names, "__len__") or len(names) != n_points:
+            raise ValueError(f"names must hold one name per choice point ({n_points}), got {names!r}")
         self.names = list(names)
+        sizes = [len(c) for c in self.costs["latency"]]
+        if (isinstance(candidate_names, (str, bytes)) or not hasattr(candidate_names, "__len__")
+                or [len(c) if isinstance(c, (list, tuple)) else None for c in candidate_names] != sizes):
+            raise ValueError(f"candidate_names must hold one list of names per choice point with one name "
+                             f"per candidate ({sizes}), got {candidate_names!r}")
         self.candidate_names = [list(c) for c in candidate_names]
         self.unit = unit
         self.fingerprint = fingerprint
@@ -276,8 +292,18 @@ class CandidateTable:
 
     @classmethod
     def from_dict(cls, d):
+        """A table from :meth:`to_dict`'s output.
+
+        Raises:
+            ValueError: ``d`` is not a table of this format, or a field is missing or malformed
+                (the message names it).
+        """
         if not isinstance(d, dict) or d.get("format") != TABLE_FORMAT:
             raise ValueError(f"not a nas_hw candidate table (format {TABLE_FORMAT} expected)")
+        missing = [k for k in ("costs", "fixed", "groups", "names", "candidate_names", "unit",
+                               "fingerprint", "space_key") if k not in d]
+        if missing:
+            raise ValueError(f"candidate table is missing field(s) {missing}")
         return cls(d["costs"], d["fixed"], d["groups"], d["names"], d["candidate_names"], d["unit"],
                    d["fingerprint"], d["space_key"], d.get("input_shape"))
 
@@ -296,6 +322,52 @@ class CandidateTable:
     def __repr__(self):
         return (f"CandidateTable({len(self.names)} choice points, {sum(len(c) for c in self.costs['latency'])} "
                 f"candidates, fixed={self.fixed['latency']:.4g}{self.unit}s, fingerprint={self.fingerprint!r})")
+
+
+def _check_costs(costs):
+    """``{metric: [1-D finite arrays, one per choice point]}`` with a ``latency`` entry."""
+    if not isinstance(costs, dict) or "latency" not in costs:
+        raise ValueError(f"costs must map each metric to per-choice-point candidate costs and hold "
+                         f"'latency', got {type(costs).__name__} {sorted(costs) if isinstance(costs, dict) else ''}")
+    out, shape = {}, None
+    for metric, rows in costs.items():
+        if isinstance(rows, (str, bytes)) or not hasattr(rows, "__iter__"):
+            raise ValueError(f"costs[{metric!r}] must be a list of candidate costs per choice point, got {rows!r}")
+        arrays = []
+        for i, row in enumerate(rows):
+            try:
+                a = np.asarray(row, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"costs[{metric!r}][{i}] must be numbers, got {row!r}") from None
+            if a.ndim != 1 or a.size == 0 or not np.all(np.isfinite(a)):
+                raise ValueError(f"costs[{metric!r}][{i}] must be a non-empty list of finite numbers, got {row!r}")
+            arrays.append(a)
+        sizes = [a.size for a in arrays]
+        if shape is not None and sizes != shape:
+            raise ValueError(f"costs[{metric!r}] has {sizes} candidates per choice point, costs['latency'] "
+                             f"has {shape}")
+        if not arrays:
+            raise ValueError(f"costs[{metric!r}] holds no choice point")
+        shape = shape or sizes
+        out[metric] = arrays
+    if [a.size for a in out["latency"]] != shape:
+        raise ValueError("costs: every metric must have the same candidates per choice point")
+    return out
+
+
+def _check_fixed(fixed, costs):
+    """``{metric: finite number}`` for every metric of ``costs``."""
+    if not isinstance(fixed, dict):
+        raise ValueError(f"fixed must map each metric to a number, got {type(fixed).__name__}")
+    missing = [k for k in costs if k not in fixed]
+    if missing:
+        raise ValueError(f"fixed lacks the metric(s) {missing}")
+    out = {}
+    for k, v in fixed.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+            raise ValueError(f"fixed[{k!r}] must be a finite number, got {v!r}")
+        out[k] = float(v)
+    return out
 
 
 def space_key(points, net_shapes, batch_size):
