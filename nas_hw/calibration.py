@@ -41,7 +41,7 @@ import numpy as np
 from .cache import open_cache
 from .estimators.network import Profiler
 from .graph_utils import functions_of, init_unset_inputs, leaf_variables
-from .timing import scale_factor
+from .timing import check_settings, scale_factor
 
 logger = logging.getLogger(__name__)
 
@@ -326,10 +326,14 @@ class Calibrator:
 
     def __init__(self, estimator, n_run=30, n_warmup=5, max_measure_execution_time=60.0, stat="median",
                  max_points=5, cache=None):
+        if not hasattr(estimator, "time_scale") or not hasattr(estimator, "cache"):
+            raise TypeError(f"estimator must be a nas_hw LatencyGraphEstimator or LatencyEstimator, "
+                            f"got {type(estimator).__name__}")
         if stat not in STATS:
             raise ValueError(f"stat must be one of {STATS}, got {stat!r}")
         if not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < 1:
             raise ValueError(f"max_points must be an integer >= 1, got {max_points!r}")
+        check_settings(n_run, n_warmup, max_measure_execution_time)
         self.estimator = estimator
         self.n_run = n_run
         self.n_warmup = n_warmup

@@ -16,6 +16,7 @@ Where no meter exists or it cannot be read, :class:`~nas_hw.errors.PowerUnavaila
 says why; no figure is ever invented.
 """
 import logging
+import math
 import os
 import re
 import time
@@ -178,6 +179,17 @@ class EnergyResult:
     meter: str
 
 
+def check_energy_settings(n_run=100, n_warmup=10, min_duration_s=1.0):
+    """Raises ``ValueError`` naming the first setting of an energy measurement out of range."""
+    if not isinstance(n_run, int) or isinstance(n_run, bool) or n_run < 1:
+        raise ValueError(f"n_run must be an integer >= 1, got {n_run!r}")
+    if not isinstance(n_warmup, int) or isinstance(n_warmup, bool) or n_warmup < 0:
+        raise ValueError(f"n_warmup must be an integer >= 0, got {n_warmup!r}")
+    if (isinstance(min_duration_s, bool) or not isinstance(min_duration_s, (int, float))
+            or not math.isfinite(min_duration_s) or min_duration_s < 0):
+        raise ValueError(f"min_duration_s must be a finite number of seconds >= 0, got {min_duration_s!r}")
+
+
 def measure_energy(fn, meter, n_run=100, n_warmup=10, min_duration_s=1.0, sync=None,
                    clock=time.perf_counter):
     """Runs ``fn`` at least ``n_run`` times and for at least ``min_duration_s`` between two
@@ -188,12 +200,7 @@ def measure_energy(fn, meter, n_run=100, n_warmup=10, min_duration_s=1.0, sync=N
         PowerUnavailableError: the meter's counter did not move over the loop.
         MeasurementError: ``fn`` raised.
     """
-    if not isinstance(n_run, int) or isinstance(n_run, bool) or n_run < 1:
-        raise ValueError(f"n_run must be an integer >= 1, got {n_run!r}")
-    if not isinstance(n_warmup, int) or isinstance(n_warmup, bool) or n_warmup < 0:
-        raise ValueError(f"n_warmup must be an integer >= 0, got {n_warmup!r}")
-    if not isinstance(min_duration_s, (int, float)) or not min_duration_s >= 0:
-        raise ValueError(f"min_duration_s must be a number >= 0, got {min_duration_s!r}")
+    check_energy_settings(n_run, n_warmup, min_duration_s)
     sync = sync or (lambda: None)
     try:
         for _ in range(n_warmup):
@@ -244,6 +251,7 @@ class PowerEstimator:
     def __post_init__(self):
         check_ext_name(self.ext_name)
         check_device_id(self.device_id)
+        check_energy_settings(self.n_run, self.n_warmup, self.min_duration_s)
 
     def meter(self):
         """A fresh meter for this device (raises PowerUnavailableError when there is none)."""
