@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import nnabla as nn
 
-from ..device import check_device_id, get_context, synchronize
+from ..device import check_device_id, check_ext_name, get_context, synchronize
 from ..errors import MeasurementError
 from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
 from ..timing import TimingStats, check_settings, measure, scale_factor
@@ -68,6 +68,7 @@ class ThroughputEstimator:
         check_settings(self.n_run, self.n_warmup, self.max_measure_execution_time,
                        self.outlier, self.time_scale)
         check_device_id(self.device_id)
+        check_ext_name(self.ext_name)
 
     def measure(self, build, batch_size=1):
         """Builds the network at ``batch_size`` in the device's context and times its forward.
