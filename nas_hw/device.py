@@ -21,7 +21,7 @@ _INSTALL_HINT = "pip install 'nas_hw[cuda]' (installs nnabla-ext-cuda120)"
 
 def check_ext_name(ext_name):
     """Raises ``ValueError`` unless ``ext_name`` is one of :data:`EXT_NAMES`."""
-    if ext_name not in EXT_NAMES:
+    if not isinstance(ext_name, str) or ext_name not in EXT_NAMES:
         raise ValueError(f"ext_name must be one of {EXT_NAMES}, got {ext_name!r}")
     return ext_name
 
@@ -37,7 +37,6 @@ def check_device_id(device_id):
     return value
 
 
-@functools.lru_cache(maxsize=None)
 def extension_module(ext_name):
     """The nnabla extension module for ``ext_name`` (``nnabla_ext.cpu``, ``nnabla_ext.cuda``...).
 
@@ -45,7 +44,11 @@ def extension_module(ext_name):
         ValueError: ``ext_name`` is not a known extension.
         ExtensionUnavailableError: the extension is not installed here.
     """
-    check_ext_name(ext_name)
+    return _extension_module(check_ext_name(ext_name))
+
+
+@functools.lru_cache(maxsize=None)
+def _extension_module(ext_name):
     from nnabla.ext_utils import import_extension_module
 
     try:
@@ -147,12 +150,23 @@ def _threads():
     return f"omp:{omp},cpus:{os.cpu_count()}"
 
 
-@functools.lru_cache(maxsize=None)
 def fingerprint(ext_name="cpu", device_id=0, type_config="float"):
     """The :class:`Fingerprint` of the device behind ``ext_name``/``device_id``.
 
     Stable within a process (computed once), different whenever the backend differs.
+
+    Raises:
+        ValueError: an argument is not one of the allowed values.
+        ExtensionUnavailableError: the extension is not installed here.
     """
+    check_ext_name(ext_name)
+    if type_config not in TYPE_CONFIGS:
+        raise ValueError(f"type_config must be one of {TYPE_CONFIGS}, got {type_config!r}")
+    return _fingerprint(ext_name, check_device_id(device_id), type_config)
+
+
+@functools.lru_cache(maxsize=None)
+def _fingerprint(ext_name, device_id, type_config):
     module = extension_module(ext_name)
     import nnabla
 
