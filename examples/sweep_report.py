@@ -183,10 +183,11 @@ def plot(rows, path):
             ax.plot(*zip(*pareto_front(pts)), color="grey", linestyle="--", linewidth=1,
                     label="Pareto front")
         ax.set_title(f"retrained {title} accuracy")
-        ax.set_xlabel(f"measured latency of the derived network (ms, {lat})")
+        ax.set_xlabel("measured latency of the derived network (ms)")
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    fig.suptitle(f"latency: {lat}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
