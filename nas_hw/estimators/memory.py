@@ -484,6 +484,8 @@ class ParameterMemoryEstimator:
 
     def __post_init__(self):
         dtype_bytes(self.dtype)
+        if not isinstance(self.active_only, bool):
+            raise TypeError(f"active_only must be True or False, got {self.active_only!r}")
 
     def get_estimation(self, graph_or_module):
         return parameter_bytes(graph_or_module, self.dtype, self.active_only)
