@@ -124,6 +124,11 @@ class CandidateTable:
         Raises:
             GraphNotBuiltError: no input shape given and the graph was never built.
         """
+        missing = [a for a in ("estimate_module", "time_scale", "fingerprint_key", "batch_size", "breakdown")
+                   if not hasattr(estimator, a)]
+        if missing:
+            raise TypeError(f"estimator must be a nas_hw layer-based latency estimator (LatencyGraphEstimator "
+                            f"or LatencyEstimator), got {type(estimator).__name__} without {missing}")
         points = find_choice_points(model, require_shapes=input_shape is None)
         if not points:
             raise ValueError(f"{type(model).__name__} has no choice points (MixedOps) to tabulate")
