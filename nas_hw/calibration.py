@@ -220,7 +220,8 @@ def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m",
     res = lsq_linear(design * w[:, None], true * w, bounds=(lower, [np.inf] * len(params)), method="bvls")
     if not res.success:
         raise ValueError(f"calibration least squares failed: {res.message}")
-    values = dict(zip(params, (float(v) for v in res.x)))
+    # BVLS may land a round-off below a bound (-2e-19): the documented parameters are >= 0.
+    values = dict(zip(params, (max(float(v), lo) for v, lo in zip(res.x, lower))))
     active = [p for p, v, lo in zip(params, res.x, lower) if v <= lo + 1e-15]
     dropped = tuple(p for p in PARAMETERS if p not in params)
     notes = []
