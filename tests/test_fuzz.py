@@ -159,6 +159,8 @@ SETTING_TARGETS.update({
         ("stat", "memory_batch_size", "dtype")),
     "FlopsEstimator": (lambda **kw: FlopsEstimator(**kw), ("count",)),
     "ParameterMemoryEstimator": (lambda **kw: ParameterMemoryEstimator(**kw), ("dtype", "active_only")),
+    "Calibrator": (lambda **kw: Calibrator(LatencyGraphEstimator(cache=":memory:"), **kw),
+                   ("n_run", "n_warmup", "max_measure_execution_time")),
 })
 ALL_BAD = {**BAD_SETTINGS, **BAD_DEVICE, **BAD_ESTIMATOR_ONLY, **BAD_MEMORY}
 
