@@ -30,7 +30,7 @@ def check_device_id(device_id):
     """Returns ``device_id`` as an ``int`` >= 0, or raises ``ValueError``."""
     try:
         value = int(device_id)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ValueError(f"device_id must be a non-negative integer, got {device_id!r}") from None
     if value < 0 or str(value) != str(device_id).strip():
         raise ValueError(f"device_id must be a non-negative integer, got {device_id!r}")
