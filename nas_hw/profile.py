@@ -194,7 +194,7 @@ def profile(cfg, progress=None):
     cache = LatencyCache(cfg.cache.path)
     try:
         estimator = make_estimator(device_id=device.device_id, ext_name=device.ext_name,
-                                   type_config=device.type_config, cache=cache)
+                                   type_config=device.type_config, cache=cache, batch_size=shape[0])
         with nn.context_scope(ctx):
             table = CandidateTable.build(model, estimator, input_shape=shape, progress=progress)
         payload = table.to_dict()

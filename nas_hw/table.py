@@ -117,7 +117,8 @@ class CandidateTable:
         Args:
             model: an nnabla_nas-style model with MixedOps.
             estimator: a :class:`~nas_hw.LatencyGraphEstimator` or :class:`~nas_hw.LatencyEstimator`.
-            input_shape: the deployment input shape to measure at; ``None`` uses the shapes of
+            input_shape: the deployment input shape to measure at (its batch must equal the
+                estimator's ``batch_size``); ``None`` uses the shapes of
                 the last graph built (which must exist).
             progress: show a progress bar.
 
@@ -134,6 +135,12 @@ class CandidateTable:
             raise ValueError(f"{type(model).__name__} has no choice points (MixedOps) to tabulate")
         if input_shape is not None:
             input_shape = tuple(int(d) for d in input_shape)
+            if input_shape[0] != estimator.batch_size:
+                # the estimator measures at its own batch_size; silently measuring another batch
+                # than the one asked for would give a table for the wrong deployment
+                raise ValueError(f"input_shape batch {input_shape[0]} differs from the estimator's "
+                                 f"batch_size={estimator.batch_size}: build the estimator with "
+                                 f"batch_size={input_shape[0]}")
             with fixed_choices(points, [0] * len(points)), nn.auto_forward(False):
                 model(nn.Variable(input_shape, need_grad=False))
             points = find_choice_points(model)
@@ -168,7 +175,7 @@ class CandidateTable:
                     [cp.group for cp in points], [cp.name for cp in points],
                     [[type(c).__name__ for c in cp.candidates] for cp in points],
                     unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
-                    space_key=space_key(points, net_shapes, estimator.batch_size),
+                    space_key=space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__),
                     input_shape=net_shapes[0] if net_shapes else None)
         table._bind_points(points)
         return table
@@ -375,10 +382,10 @@ def _check_fixed(fixed, costs):
     return out
 
 
-def space_key(points, net_shapes, batch_size):
-    """A short stable id of a search space (its candidates and shapes)."""
+def space_key(points, net_shapes, batch_size, estimator_name=""):
+    """A short stable id of a search space (its candidates and shapes) and of how it was measured."""
     h = hashlib.sha1()
-    h.update(repr((net_shapes, batch_size)).encode())
+    h.update(repr((net_shapes, batch_size, estimator_name)).encode())
     for cp in points:
         h.update(repr((cp.name, cp.group, cp.input_shapes, [str(c) for c in cp.candidates])).encode())
     return h.hexdigest()[:16]

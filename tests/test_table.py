@@ -140,3 +140,14 @@ def test_module_estimator_skips_modules_the_output_does_not_read():
     # every function of the graph is either in a counted leaf module or counted outside, once
     n_functions_in_modules = len(graph.breakdown) - len(outside)
     assert len(inside_modules) <= n_functions_in_modules
+
+
+def test_input_shape_batch_must_match_the_estimator():
+    net, _ = SPACES["mobilenet"](mode="sample")
+    est = LatencyGraphEstimator(cache=LatencyCache(":memory:"), **FAST)
+    with pytest.raises(ValueError, match="batch_size=16"):
+        CandidateTable.build(net, est, input_shape=(16, 3, 8, 8), progress=False)
+    est16 = LatencyGraphEstimator(cache=LatencyCache(":memory:"), batch_size=16, **FAST)
+    t16 = CandidateTable.build(net, est16, input_shape=(16, 3, 8, 8), progress=False)
+    t1 = CandidateTable.build(net, est, input_shape=(1, 3, 8, 8), progress=False)
+    assert t16.min() > t1.min()
