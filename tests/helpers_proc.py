@@ -8,10 +8,11 @@ Subcommands (each prints one JSON line on stdout as its last line):
         ``{"measurements": int, "estimates": {...}, "rows": int}`` or
         ``{"error": type, "message": str, "missing": [...]}``.
 
-    fill CACHE START STOP [--real]
+    fill CACHE START STOP [--real] [--sleep S]
         Stores synthetic measurements for signatures ``syn:START..STOP-1`` through
         ``LatencyCache.get_or_measure`` (so already-present rows are not measured again), then
-        with ``--real`` estimates a few small real layers; prints the measurement count. Made
+        with ``--real`` estimates a few small real layers (each synthetic measurement sleeps S
+        seconds); prints the measurement count. Made
         to be killed at any point by the crash-safety test. Without ``--real`` it loads only
         ``nas_hw.cache`` (not nnabla), so it starts in a fraction of a second; it prints
         ``ready`` once the cache is open.
@@ -93,12 +94,18 @@ def fill(args):
         cache_mod, timing_mod = import_cache_light()
         LatencyCache, TimingStats = cache_mod.LatencyCache, timing_mod.TimingStats
 
+    import time
+
     cache = LatencyCache(args.cache)
     print("ready", flush=True)
+
+    def synthetic(t):
+        time.sleep(args.sleep)  # a measurement takes time: the process is killed mid-run
+        return TimingStats(t, t, 0.0, t, 3, 3), False
+
     for i in range(args.start, args.stop):
         t = syn_seconds(i)
-        cache.get_or_measure(SYN_FINGERPRINT, f"syn:{i:05d}",
-                             lambda t=t: (TimingStats(t, t, 0.0, t, 3, 3), False),
+        cache.get_or_measure(SYN_FINGERPRINT, f"syn:{i:05d}", lambda t=t: synthetic(t),
                              settings={"synthetic": True})
     if args.real:
         import nnabla as nn
@@ -143,6 +150,7 @@ def main():
     p.add_argument("start", type=int)
     p.add_argument("stop", type=int)
     p.add_argument("--real", action="store_true")
+    p.add_argument("--sleep", type=float, default=0.0)
     p = sub.add_parser("race")
     p.add_argument("cache")
     p.add_argument("n", type=int)

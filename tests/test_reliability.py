@@ -66,12 +66,17 @@ def check_file(path):
 def test_sigkill_at_random_points_never_corrupts_and_resumes(tmp_path):
     path = str(tmp_path / "crash.sqlite")
     rng = random.Random(1234)
-    n_syn = 2000
+    # Each synthetic measurement takes 0.5 ms and a light run is killed within 0.25 s, so a run
+    # adds at most ~500 rows: 25 runs never finish the 20000 and every run is really killed.
+    n_syn = 20000
     kills, checked, previous = 0, 0, 0
     plan = ["light"] * 22 + ["real"] * 3
     rng.shuffle(plan)
     for kind in plan:
-        proc = start("fill", path, 0, n_syn, *(["--real"] if kind == "real" else []))
+        if kind == "real":  # straight to measuring real layers (nnabla import, timing, store)
+            proc = start("fill", path, n_syn, n_syn, "--real")
+        else:
+            proc = start("fill", path, 0, n_syn, "--sleep", 0.0005)
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
         time.sleep(rng.uniform(0.0, 0.25 if kind == "light" else 0.6))
         if proc.poll() is None:
