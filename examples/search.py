@@ -16,8 +16,10 @@ import os
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 
 from nas_hw.config import validate
+from nas_hw.errors import NasHwError
 from nas_hw.search.pipeline import run_search
 
 CONF_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
@@ -31,7 +33,13 @@ def main(cfg):
     except ValueError as err:
         raise SystemExit(f"config error: {err}") from None
     output_dir = HydraConfig.get().runtime.output_dir
-    report = run_search(cfg, output_dir)
+    try:
+        report = run_search(cfg, output_dir)
+    except (NasHwError, FileNotFoundError, InstantiationException) as err:
+        # bad input found at run time (cache file, data root, a callback's settings): one line,
+        # not a traceback; anything else is a bug and keeps its traceback
+        message = " ".join(str(err).split())
+        raise SystemExit(f"error: {type(err).__name__}: {message}") from None
     logger.info("report: %s", os.path.join(output_dir, "report.json"))
     # the value a sweeper would optimise
     return report["test_acc"] if report["test_acc"] is not None else report["search_valid_acc"]

@@ -327,8 +327,21 @@ class CandidateTable:
 
     @classmethod
     def load(cls, path, model=None):
+        """Reads a table written by :meth:`save` (and binds it to ``model`` if given).
+
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a saved candidate table (the message names it).
+        """
         with open(path) as fh:
-            table = cls.from_dict(json.load(fh))
+            try:
+                doc = json.load(fh)
+            except (ValueError, UnicodeDecodeError) as err:
+                raise ValueError(f"{os.fspath(path)!r} is not a saved candidate table (not JSON: {err})") from None
+        try:
+            table = cls.from_dict(doc)
+        except ValueError as err:
+            raise ValueError(f"{os.fspath(path)!r}: {err}") from None
         return table.bind(model) if model is not None else table
 
     def __repr__(self):

@@ -151,3 +151,13 @@ def test_input_shape_batch_must_match_the_estimator():
     t16 = CandidateTable.build(net, est16, input_shape=(16, 3, 8, 8), progress=False)
     t1 = CandidateTable.build(net, est, input_shape=(1, 3, 8, 8), progress=False)
     assert t16.min() > t1.min()
+
+
+def test_load_names_a_file_that_is_not_a_table(tmp_path):
+    bad = tmp_path / "table.json"
+    bad.write_text("not json at all")
+    with pytest.raises(ValueError, match="table.json.*not a saved candidate table"):
+        CandidateTable.load(bad)
+    bad.write_text('{"format": 99}')
+    with pytest.raises(ValueError, match="table.json"):
+        CandidateTable.load(bad)
