@@ -12,6 +12,7 @@ import pytest
 from nas_hw import CacheError, LatencyCache
 from nas_hw.cache import SCHEMA_VERSION, default_cache_path, open_cache
 from nas_hw.timing import TimingStats
+from tests.conftest import summary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "helpers_proc.py")
@@ -280,4 +281,4 @@ def test_four_processes_fill_one_file_without_loss(tmp_path):
         for k, v in r["estimates"].items():
             by_key.setdefault(k, set()).add(v)
     assert all(len(v) == 1 for v in by_key.values()), by_key
-    print(f"4 processes: {rows} rows, {sum(r['measurements'] for r in results)} measurements")
+    summary(f"4 processes: {rows} rows, {sum(r['measurements'] for r in results)} measurements")

@@ -47,6 +47,7 @@ from nas_hw.search import pipeline
 from nas_hw.search.spaces import DartsSpace, MobileNetSpace
 from nas_hw.table import CandidateTable
 from nas_hw.timing import TIME_SCALES, check_settings, measure
+from tests.conftest import summary
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONF = os.path.join(REPO, "conf")
@@ -85,7 +86,7 @@ def refused(kind, field, call):
 
 def report(kind_prefix):
     tried = {k: v for k, v in sorted(COUNTS.items()) if k.startswith(kind_prefix)}
-    print(f"\n[fuzz] {kind_prefix}: {sum(tried.values())} bad cases: {tried}")
+    summary(f"\n[fuzz] {kind_prefix}: {sum(tried.values())} bad cases: {tried}")
 
 
 # -- generated bad values ------------------------------------------------------------------
@@ -661,5 +662,5 @@ def test_at_least_200_bad_cases_were_tried():
     groups = collections.Counter()
     for kind, n in COUNTS.items():
         groups[kind.split("/")[0]] += n
-    print(f"\n[fuzz] total: {total} bad cases: {dict(sorted(groups.items()))}")
+    summary(f"\n[fuzz] total: {total} bad cases: {dict(sorted(groups.items()))}")
     assert total >= MIN_TOTAL_CASES, f"only {total} bad cases were tried (run the whole module)"

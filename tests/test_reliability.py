@@ -22,6 +22,7 @@ from nas_hw.timing import measure as real_measure
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import helpers_proc  # noqa: E402
+from tests.conftest import summary
 
 WORKER = os.path.join(HERE, "helpers_proc.py")
 ROOT = os.path.dirname(HERE)
@@ -94,7 +95,7 @@ def test_sigkill_at_random_points_never_corrupts_and_resumes(tmp_path):
     total = n_syn + helpers_proc.N_REAL_SIGNATURES
     assert result["rows"] == total == check_file(path)
     assert result["measurements"] == total - before
-    print(f"\ncrash safety: {kills} SIGKILLs survived, {checked} rows validated across checks, "
+    summary(f"\ncrash safety: {kills} SIGKILLs survived, {checked} rows validated across checks, "
           f"{before} rows present before resuming, resume measured {result['measurements']} "
           f"(total {total})")
 
@@ -116,7 +117,7 @@ def test_sigkill_while_creating_a_fresh_cache_file(tmp_path):
         check_file(path)
         outcomes["opened"] += 1
     assert sum(outcomes.values()) == 12
-    print(f"\nfresh-file kills: {outcomes}")
+    summary(f"\nfresh-file kills: {outcomes}")
 
 
 def test_four_processes_race_on_the_same_signatures(tmp_path):
@@ -128,7 +129,7 @@ def test_four_processes_race_on_the_same_signatures(tmp_path):
     rows = check_file_race(path)
     assert rows == n
     assert sum(r["measurements"] for r in results) == n, results
-    print(f"\nrace: 4 processes, {n} signatures, measurements per process "
+    summary(f"\nrace: 4 processes, {n} signatures, measurements per process "
           f"{[r['measurements'] for r in results]}, rows {rows}")
 
 
@@ -158,7 +159,7 @@ def test_four_processes_estimate_overlapping_networks(tmp_path):
         for k, v in r["estimates"].items():
             by_key.setdefault(k, set()).add(v)
     assert all(len(v) == 1 for v in by_key.values()), by_key
-    print(f"\nconcurrency: 4 processes, {rows} rows, {measured} measurements "
+    summary(f"\nconcurrency: 4 processes, {rows} rows, {measured} measurements "
           f"({[r['measurements'] for r in results]}), {len(by_key)} estimates identical across processes")
 
 
