@@ -153,3 +153,33 @@ def measure(fn, n_run=100, n_warmup=10, max_measure_execution_time=1.0, outlier=
     except Exception as err:
         raise MeasurementError(f"the measured call raised {type(err).__name__}: {err}") from err
     return summarize(samples, outlier)
+
+
+class TimedSettings:
+    """The measurement settings every timing object shares, validated once.
+
+    Mixed into the Profiler and the layer estimators: ``_init_timing`` checks and stores
+    ``n_run``, ``n_warmup``, ``max_measure_execution_time``, ``outlier``, ``time_scale`` and
+    ``run_timeout``; ``_time(fn)`` measures with them, synchronising through ``self._sync``.
+    """
+
+    def _init_timing(self, n_run, n_warmup, max_measure_execution_time, outlier, time_scale,
+                     run_timeout=None):
+        check_settings(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
+        if run_timeout is not None and not (_is_number(run_timeout) and run_timeout > 0):
+            raise ValueError(f"run_timeout must be None or a positive number of seconds, got {run_timeout!r}")
+        self.n_run = n_run
+        self.n_warmup = n_warmup
+        self.max_measure_execution_time = max_measure_execution_time
+        self.outlier = outlier
+        self.time_scale = time_scale
+        self.run_timeout = run_timeout
+
+    def _sync(self):
+        """Device synchronisation around every timed run; subclasses bind it to their device."""
+
+    def _time(self, fn):
+        """:func:`measure` of ``fn`` with this object's settings (TimingStats in seconds)."""
+        return measure(fn, n_run=self.n_run, n_warmup=self.n_warmup,
+                       max_measure_execution_time=self.max_measure_execution_time,
+                       outlier=self.outlier, synchronize=self._sync, run_timeout=self.run_timeout)

@@ -14,6 +14,7 @@ from nas_hw import (LatencyCache, LatencyEstimator, LatencyGraphEstimator, Measu
 from nas_hw.search.spaces import DartsSpace, MobileNetSpace
 from nas_hw.timing import TimingStats
 from nas_hw.timing import measure as real_measure
+import nas_hw.timing as timing_module  # the layer estimators time through timing.measure
 
 SEED_KW = dict(device_id=0, ext_name="cpu", outlier=0.05, time_scale="m", n_warmup=2,
                max_measure_execution_time=1, n_run=10)
@@ -49,7 +50,7 @@ def test_estimators_cover_the_same_operations(space, mode, monkeypatch):
     """With 1 ms per executed function, the module estimator (leaves + operations outside them:
     residual adds, DARTS node sums, MixedOp weighting) and the graph estimator give the very
     same total, and every function is counted once."""
-    monkeypatch.setattr(base, "measure", counting_measure)
+    monkeypatch.setattr(timing_module, "measure", counting_measure)
     net, out = build(space, mode)
     n_functions = len([f for f in _functions(out)])
     mod = LatencyEstimator(cache=":memory:", **SEED_KW)
@@ -101,7 +102,7 @@ def test_rebuilt_with_larger_input_uses_new_shapes(space):
 
 
 def test_counting_measure_gives_exact_batch_scaling_and_breakdown_sum(monkeypatch):
-    monkeypatch.setattr(base, "measure", counting_measure)
+    monkeypatch.setattr(timing_module, "measure", counting_measure)
     net, out = build("mobilenet", "sample")
     for est, arg in ((LatencyEstimator(cache=":memory:", **FAST_KW), net),
                      (LatencyGraphEstimator(cache=":memory:", **FAST_KW), out)):
@@ -229,7 +230,7 @@ def _failing_for(type_name):
 
 @pytest.mark.parametrize("kind", ["module", "graph"])
 def test_failure_inside_a_real_space_is_never_zero(kind, monkeypatch):
-    monkeypatch.setattr(base, "measure", _failing_for("ReLU6"))
+    monkeypatch.setattr(timing_module, "measure", _failing_for("ReLU6"))
     net, out = build("mobilenet", "sample", size=16)
     cache = LatencyCache(":memory:")
     cls = LatencyEstimator if kind == "module" else LatencyGraphEstimator
@@ -245,7 +246,7 @@ def test_failure_inside_a_real_space_is_never_zero(kind, monkeypatch):
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1e-3])
 @pytest.mark.parametrize("kind", ["module", "graph"])
 def test_invalid_timings_are_measurement_errors_never_cached(bad, kind, monkeypatch):
-    monkeypatch.setattr(base, "measure", lambda fn, **kw: TimingStats(bad, bad, 0.0, bad, 2, 2))
+    monkeypatch.setattr(timing_module, "measure", lambda fn, **kw: TimingStats(bad, bad, 0.0, bad, 2, 2))
     net, out = build("darts", "sample", size=8)
     cache = LatencyCache(":memory:")
     cls = LatencyEstimator if kind == "module" else LatencyGraphEstimator
@@ -262,7 +263,7 @@ def test_nan_from_the_clock_is_a_measurement_error(monkeypatch):
     """The real timing core with a clock that returns NaN: refused, nothing stored."""
     def nan_measure(fn, **kwargs):
         return real_measure(fn, clock=lambda: float("nan"), **kwargs)
-    monkeypatch.setattr(base, "measure", nan_measure)
+    monkeypatch.setattr(timing_module, "measure", nan_measure)
     x = nn.Variable((1, 3, 4, 4))
     cache = LatencyCache(":memory:")
     with pytest.raises(MeasurementError):
@@ -310,7 +311,7 @@ def test_batch_size_reshapes_every_layer(space, mode, monkeypatch):
     """Estimating at another batch than the graph was built with: every layer is measured at
     the new batch, including outputs whose batch is not the first axis (the Stack of a full
     MixedOp: n_candidates x batch x ...), and the model's recorded shapes are left alone."""
-    monkeypatch.setattr(base, "measure", counting_measure)
+    monkeypatch.setattr(timing_module, "measure", counting_measure)
     net, out = build(space, mode, size=16)
     recorded = [(n, list(m.input_shapes)) for n, m in net.get_modules()]
     n_functions = len(_functions(out))

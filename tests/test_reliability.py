@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import helpers_proc  # noqa: E402
 from tests.conftest import summary
+import nas_hw.timing as timing_module  # the layer estimators time through timing.measure
 
 WORKER = os.path.join(HERE, "helpers_proc.py")
 ROOT = os.path.dirname(HERE)
@@ -218,7 +219,7 @@ def _graph():
 def test_measurement_faults_are_errors_and_never_cached(fault, tmp_path, monkeypatch):
     fake = {"raises": _raise_for("ReLU"), "nan": _nan_for("ReLU"),
             "run_timeout": _slow_for("ReLU", 0.05)}[fault]
-    monkeypatch.setattr(base, "measure", fake)
+    monkeypatch.setattr(timing_module, "measure", fake)
     path = str(tmp_path / "faults.sqlite")
     kw = dict(FAST_KW, run_timeout=0.02)  # a healthy 1x4x8x8 function takes microseconds
     with pytest.raises(MeasurementError) as info:
@@ -233,7 +234,7 @@ def test_measurement_faults_are_errors_and_never_cached(fault, tmp_path, monkeyp
     with LatencyCache(path) as fresh:  # what a later process would see
         assert sorted(r.signature.split("|")[0] for r in fresh.records()) == ["fn:AddScalar", "fn:Sigmoid"]
     # once the fault is gone, the layer is measured (nothing poisoned the cache)
-    monkeypatch.setattr(base, "measure", real_measure)
+    monkeypatch.setattr(timing_module, "measure", real_measure)
     healed = LatencyGraphEstimator(cache=path, **FAST_KW)
     assert healed.get_estimation(_graph()) > total - 1e-12
     assert healed.cache.measurements == 1

@@ -13,7 +13,7 @@ from ..cache import open_cache
 from ..device import check_device_id, check_ext_name, fingerprint, get_context, synchronize
 from ..errors import MeasurementError, MissingMeasurementsError
 from ..signature import function_signature, variable_dtype, with_batch
-from ..timing import check_settings, measure
+from ..timing import TimedSettings
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _current_backend():
     return ctx.backend[0].split(":")[0], int(ctx.device_id or 0)
 
 
-class LayerEstimator:
+class LayerEstimator(TimedSettings):
     """Base of the layer-based latency estimators.
 
     Args:
@@ -74,20 +74,11 @@ class LayerEstimator:
         cur_ext, cur_id = _current_backend()
         self.ext_name = check_ext_name(cur_ext if ext_name is None else ext_name)
         self.device_id = check_device_id(cur_id if device_id is None else device_id)
-        check_settings(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
+        self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale, run_timeout)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-        if run_timeout is not None and (isinstance(run_timeout, bool) or not isinstance(run_timeout, (int, float))
-                                        or not math.isfinite(run_timeout) or run_timeout <= 0):
-            raise ValueError(f"run_timeout must be None or a positive number of seconds, got {run_timeout!r}")
-        self.run_timeout = run_timeout
-        self.n_run = n_run
-        self.n_warmup = n_warmup
-        self.max_measure_execution_time = max_measure_execution_time
-        self.time_scale = time_scale
-        self.outlier = outlier
         self.batch_size = batch_size
         self.on_error = on_error
         self.type_config = type_config
@@ -128,11 +119,6 @@ class LayerEstimator:
     # -- measuring --------------------------------------------------------------------
     def _sync(self):
         synchronize(self.ext_name, self.device_id)
-
-    def _time(self, fn):
-        return measure(fn, n_run=self.n_run, n_warmup=self.n_warmup,
-                       max_measure_execution_time=self.max_measure_execution_time,
-                       outlier=self.outlier, synchronize=self._sync, run_timeout=self.run_timeout)
 
     def _begin(self):
         self.breakdown, self.failures, self._missing = [], [], []

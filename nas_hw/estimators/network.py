@@ -8,7 +8,7 @@ import nnabla as nn
 
 from ..device import check_device_id, extension_module, synchronize
 from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
-from ..timing import check_settings, measure, scale_factor
+from ..timing import TimedSettings, scale_factor
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class FunctionStat:
     n_run: int
 
 
-class Profiler:
+class Profiler(TimedSettings):
     """Network-based latency: times the whole graph at once (the *true* latency).
 
     The seed's API: ``Profiler(graph, device_id, ext_name, ...)``, ``run()``,
@@ -55,32 +55,22 @@ class Profiler:
                  per_function=True):
         if not isinstance(graph, nn.Variable):
             raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
-        check_settings(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
+        self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
         self.graph = graph
         self.device_id = check_device_id(device_id)
         self.ext_name = ext_name
         self.ext_module = extension_module(ext_name)
         self.solver = solver
-        self.n_run = n_run
-        self.n_warmup = n_warmup
-        self.max_measure_execution_time = max_measure_execution_time
-        self.time_scale = time_scale
-        self.outlier = outlier
         self.per_function = per_function
         self.result = {}
 
     def _sync(self):
         synchronize(self.ext_name, self.device_id)
 
-    def _measure(self, fn):
-        return measure(fn, n_run=self.n_run, n_warmup=self.n_warmup,
-                       max_measure_execution_time=self.max_measure_execution_time,
-                       outlier=self.outlier, synchronize=self._sync)
-
     def measure_forward(self):
         """Times ``graph.forward()`` and returns its :class:`~nas_hw.timing.TimingStats` (s)."""
         init_unset_inputs(leaf_variables(functions_of(self.graph)))
-        return self._measure(lambda: self.graph.forward(clear_no_need_grad=True))
+        return self._time(lambda: self.graph.forward(clear_no_need_grad=True))
 
     def time_profiling_forward(self):
         """Times each function's forward on its own, in graph order."""
@@ -91,7 +81,7 @@ class Profiler:
         factor = scale_factor(self.time_scale)
         stats = []
         for f in funcs:
-            st = self._measure(lambda f=f: f.forward(f.inputs, f.outputs))
+            st = self._time(lambda f=f: f.forward(f.inputs, f.outputs))
             scope = None
             if len(f.inputs) > 1 and f.inputs[1] in name_of:
                 scope = os.path.dirname(name_of[f.inputs[1]])
@@ -111,7 +101,7 @@ class Profiler:
         self.result["n_run_forward_all"] = fwd.n_measured
         self.result["forward_all_stats"] = fwd
         if self.solver is not None:
-            bwd = self._measure(lambda: self.graph.backward(clear_buffer=True))
+            bwd = self._time(lambda: self.graph.backward(clear_buffer=True))
             self.result["backward_all"] = bwd.mean * factor
             self.result["n_run_backward_all"] = bwd.n_measured
 
@@ -121,7 +111,7 @@ class Profiler:
                 self.graph.backward(clear_buffer=True)
                 self.solver.update()
 
-            train = self._measure(step)
+            train = self._time(step)
             self.result["training"] = train.mean * factor
             self.result["n_run_training"] = train.n_measured
         return self.result
