@@ -79,6 +79,8 @@ class LatencyConfig:
     a: float = 0.2
     b: float = 0.3
     input_shape: Optional[List[int]] = None
+    calibrate: bool = False
+    calibration_points: int = 5
 
     def __post_init__(self):
         _one_of("latency.mode", self.mode, PENALTY_MODES)
@@ -95,6 +97,9 @@ class LatencyConfig:
             if self.target <= 1:
                 raise ValueError("latency.mode='log' needs latency.target > 1 (log T must be "
                                  f"positive), got {self.target!r}")
+        if not 1 <= self.calibration_points <= 5:
+            raise ValueError("latency.calibration_points must be an integer in [1, 5] (whole-network "
+                             f"measurements), got {self.calibration_points!r}")
         if self.input_shape is not None:
             if len(self.input_shape) != 4 or any(int(s) <= 0 for s in self.input_shape):
                 raise ValueError("latency.input_shape must be 4 positive ints (N, C, H, W), "

@@ -262,3 +262,34 @@ def test_sweep_report_tables_and_plot(tmp_path):
         [(0.5, 80), (1, 90), (2, 95)]
     with pytest.raises(FileNotFoundError, match="no report.json"):
         sweep_report.load_reports(str(tmp_path / "empty"))
+
+
+def test_calibration_switch_calibrates_the_table_once_and_reuses_it(tmp_path, monkeypatch):
+    """latency.calibrate=true: <= 5 whole-network measurements the first time, stored with the
+    fingerprint; the next run reuses it (0 measurements); the report keeps the raw estimate."""
+    from nas_hw import calibration
+    from nas_hw.config import validate
+    from nas_hw.search.pipeline import run_search
+    measured = []
+    real = calibration.Calibrator.measure_true
+
+    def counting(self, out):
+        measured.append(1)
+        return real(self, out)
+
+    monkeypatch.setattr(calibration.Calibrator, "measure_true", counting)
+    overrides = TINY_OVERRIDES + ["retrain.epochs=0", "latency.calibrate=true", "latency.calibration_points=3",
+                                  f"cache.path={tmp_path / 'cache.sqlite'}"]
+    cfg = _compose(overrides)
+    validate(cfg)
+    first = run_search(cfg, str(tmp_path / "a"))
+    assert len(measured) == 3
+    cal = first["calibration"]
+    assert cal["n_points"] == 3 and cal["scale"] > 0
+    expected = (cal["scale"] * first["estimated_latency_raw_ms"] + cal["const"])
+    assert first["estimated_latency_ms"] >= expected - 1e-9  # plus per_layer * layers >= 0
+    second = run_search(_compose(overrides), str(tmp_path / "b"))
+    assert len(measured) == 3  # reused from the cache
+    assert second["calibration"] == cal
+    with pytest.raises(ValueError, match="latency.calibration_points"):
+        validate(_compose(TINY_OVERRIDES + ["latency.calibration_points=6"]))

@@ -23,6 +23,7 @@ import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ..calibration import Calibrator
 from ..callbacks import CallbackList
 from ..device import get_context
 from .retrain import train_from_scratch
@@ -125,6 +126,16 @@ def run_search(cfg, output_dir):
                                  progress=bool(cfg.progress))
     table_time_s = time.perf_counter() - table_start
     logger.info("candidate table built in %.1f s (cache %s)", table_time_s, cache.path)
+    raw_table, calibration = table, None
+    if cfg.latency.calibrate:
+        calibrator = Calibrator(estimator, n_run=max(int(cfg.estimator.n_run), 10))
+        calibration = calibrator.calibrate_space(model, deploy_shape, n_points=int(cfg.latency.calibration_points),
+                                                 seed=int(cfg.seed))
+        table = raw_table.calibrated(calibration)
+        logger.info("calibrated latencies (%d whole-network measurement(s), %s): scale %.4g, per layer "
+                    "%.4g ms, const %.4g ms", calibrator.n_measurements,
+                    "measured now" if calibrator.n_measurements else "reused from the cache",
+                    calibration.scale, calibration.per_layer, calibration.const)
     penalty = None
     if cfg.latency.weight > 0:
         penalty = LatencyPenalty(table, weight=cfg.latency.weight, target=cfg.latency.target,
@@ -177,6 +188,8 @@ def run_search(cfg, output_dir):
         "choices": list(choices),
         "candidates": arch.get("candidates"),
         "estimated_latency_ms": arch["latency_ms"],
+        "estimated_latency_raw_ms": raw_table.for_choices(choices),
+        "calibration": None if calibration is None else calibration.to_dict(),
         "true_latency_ms": true_latency_ms,
         "param_bytes": arch.get("param_bytes"),
         "flops": arch.get("flops"),
