@@ -70,3 +70,16 @@ def test_bad_arguments_are_named():
         ThroughputEstimator(n_run=0)
     with pytest.raises(ValueError, match="ext_name must be one of"):
         ThroughputEstimator(ext_name="tpu", **SETTINGS).measure(build, 1)
+
+
+def test_mobilenet_style_network_at_batch_1_and_8():
+    from nas_hw.search.spaces import MobileNetSpace
+    space = MobileNetSpace(in_channels=3, stage_channels=(8, 16), stage_blocks=(1, 1), kernels=(3,),
+                           expansions=(3,))
+    net = space.derive([0] * space.n_choice_groups)
+    net.apply(training=False)
+    est = ThroughputEstimator(time_scale="m", **SETTINGS)
+    r1, r8 = est.sweep(lambda b: net(nn.Variable((b, 3, 16, 16))), [1, 8])
+    assert (r1.batch_size, r8.batch_size) == (1, 8)
+    assert r1.samples_per_s > 0 and r8.samples_per_s > 0
+    assert r8.samples_per_s == pytest.approx(8 / (r8.latency / 1e3))
