@@ -13,6 +13,7 @@ import nnabla as nn
 import numpy as np
 from tqdm import tqdm
 
+from .errors import MeasurementError
 from .space import find_choice_points, group_alphas
 from .timing import TIME_SCALES
 
@@ -52,6 +53,17 @@ def param_bytes(module):
         seen.append(p)
         total += int(np.prod(p.shape)) * 4  # float32 parameters
     return total
+
+
+def _complete(estimator, value, what):
+    """``value`` if the estimate left no layer out; with ``on_error='warn'`` a failed layer is
+    excluded from the sum, and a table built on such a sum would be silently too cheap."""
+    failures = getattr(estimator, "failures", None)
+    if failures:
+        raise MeasurementError(f"cannot tabulate {what}: {len(failures)} layer(s) could not be measured "
+                               f"({failures[0].name}: {failures[0].error})", layer=failures[0].name,
+                               signature=failures[0].signature)
+    return value
 
 
 def _n_layers(estimator):
@@ -152,7 +164,8 @@ class CandidateTable:
             for cp in points:
                 row_lat, row_bytes, row_n = [], [], []
                 for cand in cp.candidates:
-                    row_lat.append(estimator.estimate_module(cand, cp.input_shapes))
+                    row_lat.append(_complete(estimator, estimator.estimate_module(cand, cp.input_shapes),
+                                             f"{cp.name} candidate {type(cand).__name__}"))
                     row_n.append(_n_layers(estimator))
                     row_bytes.append(param_bytes(cand))
                     bar.update(1)
@@ -160,7 +173,7 @@ class CandidateTable:
                 pbytes.append(row_bytes)
                 nlayers.append(row_n)
             with fixed_choices(points, [0] * len(points)):
-                total = estimator.estimate_module(model, net_shapes)
+                total = _complete(estimator, estimator.estimate_module(model, net_shapes), "the fixed part")
             total_n = _n_layers(estimator)
             bar.update(1)
         finally:

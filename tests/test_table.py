@@ -161,3 +161,24 @@ def test_load_names_a_file_that_is_not_a_table(tmp_path):
     bad.write_text('{"format": 99}')
     with pytest.raises(ValueError, match="table.json"):
         CandidateTable.load(bad)
+
+
+def test_table_refuses_estimates_with_failed_layers(monkeypatch):
+    """With on_error='warn' a failed layer is left out of an estimate; a table must not store
+    that (too cheap) sum."""
+    import nas_hw.timing as timing
+    from nas_hw.errors import MeasurementError
+    real = timing.measure
+    calls = []
+
+    def failing_on_third(fn, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise MeasurementError("injected")
+        return real(fn, **kw)
+
+    monkeypatch.setattr(timing, "measure", failing_on_third)
+    net, _ = SPACES["mobilenet"](mode="sample")
+    est = LatencyGraphEstimator(cache=LatencyCache(":memory:"), on_error="warn", **FAST)
+    with pytest.raises(MeasurementError, match="cannot tabulate.*injected"):
+        CandidateTable.build(net, est, progress=False)
