@@ -4,6 +4,7 @@ MixedOps are found by duck typing (``_ops`` candidates, ``_alpha`` architecture 
 ``_mode``), never by importing nnabla_nas. Architecture parameters shared by several choice
 points (DARTS cells sharing alphas) form one *group*: choices and argmax are per group.
 """
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import List, Tuple
@@ -18,6 +19,23 @@ MIXED_OP_MODES = ("full", "sample", "max", "fair")
 def is_mixed_op(m):
     """True for an nnabla_nas MixedOp (or anything shaped like one)."""
     return hasattr(m, "_ops") and hasattr(m, "_alpha") and hasattr(m, "_mode")
+
+
+@contextlib.contextmanager
+def overriding_calls(overrides):
+    """Runs each ``(module, fn)``'s ``fn`` in place of ``module.call`` while the block is open
+    (an instance attribute, as nnabla_nas's own fast mode sets), then restores what was there."""
+    saved = [(m, m.__dict__.get("call")) for m, _ in overrides]
+    for m, fn in overrides:
+        m.__dict__["call"] = fn
+    try:
+        yield
+    finally:
+        for m, previous in reversed(saved):
+            if previous is None:
+                m.__dict__.pop("call", None)
+            else:
+                m.__dict__["call"] = previous
 
 
 @dataclass

@@ -14,7 +14,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import MeasurementError
-from .space import find_choice_points, group_alphas
+from .space import find_choice_points, group_alphas, overriding_calls
 from .timing import TIME_SCALES
 
 logger = logging.getLogger(__name__)
@@ -27,21 +27,18 @@ METRICS = ("latency", "param_bytes", "n_layers")
 def fixed_choices(points, choices):
     """Makes each choice point run only candidate ``choices[i]`` (a derived subnetwork) while
     the block is open; the MixedOps' mode, choice and call are restored afterwards."""
-    saved = []
+    saved, overrides = [], []
     for cp, c in zip(points, choices):
         m = cp.mixedop
-        saved.append((m, m._mode, m._active, m.__dict__.get("call")))
+        saved.append((m, m._mode, m._active))
         m._mode, m._active = "sample", int(c)
-        m.__dict__["call"] = lambda x, m=m, c=int(c): m._ops[c](x)
+        overrides.append((m, lambda x, m=m, c=int(c): m._ops[c](x)))
     try:
-        yield
+        with overriding_calls(overrides):
+            yield
     finally:
-        for m, mode, active, call in reversed(saved):
+        for m, mode, active in reversed(saved):
             m._mode, m._active = mode, active
-            if call is None:
-                m.__dict__.pop("call", None)
-            else:
-                m.__dict__["call"] = call
 
 
 def param_bytes(module):

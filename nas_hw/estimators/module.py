@@ -8,13 +8,9 @@ from ..cache import noop_stats
 from ..errors import GraphNotBuiltError, MeasurementError
 from ..graph_utils import functions_of, walk
 from ..signature import module_signature, with_batch
+from ..space import is_mixed_op, overriding_calls
 from .base import LayerEstimator
 from .memo import EstimateMemo
-
-
-def is_mixed_op(m):
-    """nnabla_nas MixedOp, found by duck typing (its candidates and architecture parameter)."""
-    return hasattr(m, "_ops") and hasattr(m, "_alpha") and hasattr(m, "_mode")
 
 
 def _is_leaf(m):
@@ -41,18 +37,13 @@ def _functions_between(outputs, inputs):
 def _recording_leaf_calls(net, calls):
     """Temporarily wraps each leaf module's ``call`` to record (module, inputs, outputs), and
     makes sampling MixedOps reuse their current choice instead of sampling a new one."""
-    patched = []
-
-    def patch(m, fn):
-        patched.append((m, m.__dict__.get("call")))
-        m.__dict__["call"] = fn
-
+    overrides = []
     for _, m in net.get_modules():
         if is_mixed_op(m) and m._mode != "full":
             if m._active is None:
                 raise GraphNotBuiltError(f"MixedOp {m.name or m!r} has no active candidate yet: "
                                          "build the graph (net(x)) before estimating")
-            patch(m, lambda x, m=m: m._ops[m._active](x))
+            overrides.append((m, lambda x, m=m: m._ops[m._active](x)))
         elif _is_leaf(m):
             original = m.call
 
@@ -62,15 +53,9 @@ def _recording_leaf_calls(net, calls):
                 calls.append((m, list(args), outs))
                 return out
 
-            patch(m, recorder)
-    try:
+            overrides.append((m, recorder))
+    with overriding_calls(overrides):
         yield
-    finally:
-        for m, previous in reversed(patched):
-            if previous is None:
-                m.__dict__.pop("call", None)
-            else:
-                m.__dict__["call"] = previous
 
 
 class LatencyEstimator(LayerEstimator):
