@@ -14,6 +14,7 @@ from ..device import check_device_id, check_ext_name, fingerprint, get_context, 
 from ..errors import MeasurementError, MissingMeasurementsError
 from ..signature import function_signature, variable_dtype, with_batch
 from ..timing import TimedSettings
+from .memo import EstimateMemo
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,11 @@ class LayerEstimator(TimedSettings):
         self._fingerprint_info = self.device_fingerprint.as_dict()
         self._offline = self.fingerprint_key != self.device_fingerprint.key
         self._latencies = {}  # signature -> (latency in time_scale, noop), from the cache
+        # Pure functions of their keys, kept for the estimator's life:
+        self._signatures = {}  # (type, args, shapes, dtypes) -> readable signature
+        self._output_shape_memo = {}  # (type, args, input shapes) -> output shapes
+        # Whole estimates of a graph / an architecture (see EstimateMemo), cleared by reset():
+        self._estimates = EstimateMemo()
         self.cache = open_cache(cache)
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
@@ -114,6 +120,7 @@ class LayerEstimator(TimedSettings):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
         self.breakdown, self.failures, self._missing = [], [], []
         self._latencies = {}
+        self._estimates.clear()
         self.cache.forget()
 
     # -- measuring --------------------------------------------------------------------
@@ -209,7 +216,7 @@ class LayerEstimator(TimedSettings):
         setting each function up again on the new input shapes (so an output whose batch is not
         on the first axis, such as a ``Stack`` of branches, gets its true shape)."""
         new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
-        signatures = self._signature_memo
+        signatures = self._signatures
         total = 0.0
         for i, f in enumerate(funcs):
             inputs = f.inputs
@@ -244,7 +251,7 @@ class LayerEstimator(TimedSettings):
 
     def _output_shapes(self, func, shapes):
         """Output shapes of ``func`` set up on inputs of ``shapes`` (nothing is computed)."""
-        memo = self.__dict__.setdefault("_output_shape_memo", {})
+        memo = self._output_shape_memo
         key = (func.info.type_name, repr(func.info.args), tuple(shapes))
         if key not in memo:
             try:
@@ -264,12 +271,6 @@ class LayerEstimator(TimedSettings):
             raise err
         logger.warning("%s", err)
         self.failures.append(Failure(name, signature, str(err)))
-
-    @property
-    def _signature_memo(self):
-        if "_signatures" not in self.__dict__:
-            self._signatures = {}
-        return self._signatures
 
 def _root_cause(err):
     """`` (caused by Type: message)`` naming the innermost exception of ``err``'s chain when it

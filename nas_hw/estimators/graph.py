@@ -4,7 +4,6 @@ import nnabla.functions as F
 
 from ..graph_utils import walk
 from .base import LayerEstimator, batch_of, non_parameter_leaves
-from .memo import EstimateMemo
 
 
 class LatencyGraphEstimator(LayerEstimator):
@@ -23,16 +22,6 @@ class LatencyGraphEstimator(LayerEstimator):
         >>> latency_ms = est.get_estimation(out)   # out: the graph's output Variable
     """
 
-    def reset(self):
-        super().reset()
-        self._graph_memo.clear()
-
-    @property
-    def _graph_memo(self):
-        if "_memo_store" not in self.__dict__:
-            self._memo_store = EstimateMemo()
-        return self._memo_store
-
     def predict(self, graph, inputs=None):
         """Latency of the graph ending in ``graph`` (an ``nnabla.Variable``), in ``time_scale``.
 
@@ -49,7 +38,7 @@ class LatencyGraphEstimator(LayerEstimator):
             raise TypeError(f"LatencyGraphEstimator needs an nnabla.Variable (a graph's output), "
                             f"got {type(graph).__name__}")
         if inputs is None:
-            hit = self._graph_memo.get(graph)
+            hit = self._estimates.get(graph)
             if hit is not None:
                 self._begin()
                 self.breakdown = list(hit[1])
@@ -59,7 +48,7 @@ class LatencyGraphEstimator(LayerEstimator):
         self._begin()
         total = self._finish(self._function_costs(funcs, leaves))
         if inputs is None and not self.failures:
-            self._graph_memo.put(graph, total, self.breakdown)
+            self._estimates.put(graph, total, self.breakdown)
         return total
 
     def _batch_leaves(self, funcs, all_leaves, inputs):

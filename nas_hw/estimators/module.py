@@ -10,7 +10,6 @@ from ..graph_utils import functions_of, walk
 from ..signature import module_signature, with_batch
 from ..space import is_mixed_op, overriding_calls
 from .base import LayerEstimator
-from .memo import EstimateMemo
 
 
 def _is_leaf(m):
@@ -80,22 +79,13 @@ class LatencyEstimator(LayerEstimator):
         >>> latency_ms = est.get_estimation(net)
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._mixed_ops = {}  # model -> its MixedOps, the parts of the architecture key
+
     def reset(self):
         super().reset()
-        self._arch_memo.clear()
         self._mixed_ops.clear()
-
-    @property
-    def _arch_memo(self):
-        if "_memo_store" not in self.__dict__:
-            self._memo_store = EstimateMemo()
-            self._mixed_ops_store = {}
-        return self._memo_store
-
-    @property
-    def _mixed_ops(self):
-        self._arch_memo  # noqa: B018 - creates both stores
-        return self._mixed_ops_store
 
     def _arch_key(self, net):
         ops = self._mixed_ops.get(net)
@@ -156,7 +146,7 @@ class LatencyEstimator(LayerEstimator):
             raise GraphNotBuiltError(f"model {type(net).__name__} was never called, so its modules have no "
                                      "input shapes: build the graph once (out = net(x)) before estimating")
         key = self._arch_key(net)
-        hit = self._arch_memo.get(key)
+        hit = self._estimates.get(key)
         if hit is not None:
             self._begin()
             self.breakdown = list(hit[1])
@@ -209,7 +199,7 @@ class LatencyEstimator(LayerEstimator):
             net.apply(training=state)
         total = self._finish(total)
         if not self.failures:
-            self._arch_memo.put(key, total, self.breakdown)
+            self._estimates.put(key, total, self.breakdown)
         return total
 
     def estimate_module(self, module, input_shapes):
