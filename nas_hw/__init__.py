@@ -1,12 +1,12 @@
 """nas_hw: hardware-aware neural architecture search tools for nnabla / nnabla_nas."""
-from .cache import LatencyCache
 from .errors import (CacheError, ExtensionUnavailableError, GraphNotBuiltError, MeasurementError,
                      MissingMeasurementsError, NasHwError, PowerUnavailableError)
 from .estimators.graph import LatencyGraphEstimator
 from .estimators.module import LatencyEstimator
 from .estimators.network import Profiler
-from .penalty import LatencyPenalty, MemoryPenalty
-from .table import CandidateTable
+from .measure.store import LatencyCache
+from .nas.penalty import LatencyPenalty, MemoryPenalty
+from .nas.table import CandidateTable
 
 __version__ = "0.1.0"
 

@@ -37,3 +37,24 @@ class GraphNotBuiltError(NasHwError, ValueError):
 
 class PowerUnavailableError(NasHwError, RuntimeError):
     """No energy meter is readable on this device; no figure is invented."""
+
+
+class NetworkInputError(NasHwError, ValueError):
+    """A network to report on (an ``.nnp`` file, ``module:function``) or one of its options cannot
+    be turned into an nnabla graph."""
+
+
+class DependencyMissingError(NasHwError, RuntimeError):
+    """An optional dependency needed by the requested output is not installed."""
+
+
+class ConfigInputError(NasHwError, ValueError):
+    """A configuration (its directory, an override or a value) is unusable."""
+
+
+class DatasetError(NasHwError, ValueError):
+    """A dataset file exists but its content is not what the reader expects."""
+
+
+class UsageError(NasHwError, ValueError):
+    """A command-line argument or input file the user has to change (exit code 2)."""

@@ -2,6 +2,23 @@ import os
 
 import pytest
 
+#: The repository root (the checkout the tests run from).
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: The packaged Hydra config tree.
+CONF = os.path.join(REPO, "nas_hw", "app", "conf")
+
+
+def compose(overrides=(), config_name="config"):
+    """The config ``nas-hw search`` (or ``profile``) would run with ``overrides``, validated."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from nas_hw.app.config import validate
+
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    return validate(cfg)
+
 # Counts the reliability and fuzz tests want in every run's output (CI's log included):
 # collected through `summary(...)` and printed at the end of the session, since pytest
 # captures a passing test's own prints.
@@ -36,3 +53,13 @@ def cuda_available():
 
 requires_gpu = pytest.mark.skipif(not cuda_available(), reason="needs nnabla-ext-cuda and a CUDA GPU (pip install 'nas_hw[cuda]')")
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(autouse=True)
+def _default_context_restored():
+    """A test that changes nnabla's default context (a half-precision run...) leaves it as it was."""
+    import nnabla as nn
+
+    saved = nn.get_current_context()
+    yield
+    nn.set_default_context(saved)

@@ -19,39 +19,37 @@ import zipfile
 import nnabla as nn
 import nnabla.functions as F
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf.errors import OmegaConfBaseException
 
-import nas_hw.estimators.base as estimator_base
-import nas_hw.table as table_module
-from nas_hw.cache import LatencyCache
-from nas_hw.calibration import Calibrator
-from nas_hw.config import validate
-from nas_hw.datasets import load_dataset
-from nas_hw.device import EXT_NAMES, TYPE_CONFIGS
-from nas_hw.errors import CacheError, NasHwError
+import nas_hw.measure.timing as timing_module  # the layer estimators time through timing.measure
+import nas_hw.nas.table as table_module
+from nas_hw.app import pipeline
+from nas_hw.checks import check_timing as check_settings
+from nas_hw.constants import DTYPE_BYTES, EXT_NAMES, PENALTY_MODES as MODES, TIME_SCALES, TYPE_CONFIGS
+from nas_hw.errors import CacheError, NasHwError, NetworkInputError
+from nas_hw.estimators.activations import ACTIVATION_STATS, ActivationMemoryEstimator
+from nas_hw.estimators.calibrated import Calibrator
+from nas_hw.estimators.flops import FLOPS_COUNTS, FlopsEstimator
 from nas_hw.estimators.graph import LatencyGraphEstimator
 from nas_hw.estimators.incontext import InContextProfiler
-from nas_hw.estimators.memory import (ACTIVATION_STATS, DTYPE_BYTES, FLOPS_COUNTS, ActivationMemoryEstimator,
-                                     FlopsEstimator, ParameterMemoryEstimator)
 from nas_hw.estimators.module import LatencyEstimator
 from nas_hw.estimators.network import Profiler
+from nas_hw.estimators.params import ParameterMemoryEstimator
 from nas_hw.estimators.power import PowerEstimator
 from nas_hw.estimators.throughput import ThroughputEstimator
-from nas_hw.penalty import MODES, LatencyPenalty, MemoryPenalty
-from nas_hw.report import NetworkInputError, load_network
-from nas_hw.search import pipeline
+from nas_hw.measure.store import LatencyCache
+from nas_hw.measure.timing import measure
+from nas_hw.nas.penalty import LatencyPenalty, MemoryPenalty
+from nas_hw.nas.table import CandidateTable
+from nas_hw.report.loader import load_network
+from nas_hw.search.datasets import load_dataset
+from nas_hw.search.loop import Searcher
+from nas_hw.search.retrain import Retrainer
 from nas_hw.search.spaces import DartsSpace, MobileNetSpace
-from nas_hw.table import CandidateTable
-from nas_hw.timing import TIME_SCALES, check_settings, measure
-from tests.conftest import summary
-import nas_hw.timing as timing_module  # the layer estimators time through timing.measure
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONF = os.path.join(REPO, "conf")
+from tests.conftest import compose, summary
 
 DOCUMENTED = (NasHwError, ValueError, TypeError, FileNotFoundError, HydraException, OmegaConfBaseException)
 COUNTS = collections.Counter()
@@ -495,18 +493,15 @@ def no_long_work(monkeypatch):
 
     monkeypatch.setattr(timing_module, "measure", forbidden("timing.measure"))
     monkeypatch.setattr(table_module.CandidateTable, "build", classmethod(forbidden("CandidateTable.build")))
-    monkeypatch.setattr(pipeline, "make_searcher", forbidden("make_searcher"))
-    monkeypatch.setattr(pipeline, "train_from_scratch", forbidden("train_from_scratch"))
+    monkeypatch.setattr(Searcher, "run", forbidden("Searcher.run"))
+    monkeypatch.setattr(Retrainer, "train", forbidden("Retrainer.train"))
     monkeypatch.setattr(pipeline, "measure_network_latency_ms", forbidden("measure_network_latency_ms"))
     return monkeypatch
 
 
 def search_entry(overrides, output_dir):
-    """What ``examples/search.py`` does with its command line: compose, validate, run."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = compose("config", overrides=list(overrides))
-    validate(cfg)
-    return pipeline.run_search(cfg, output_dir)
+    """What ``nas-hw search`` does with its command line: compose, validate, run."""
+    return pipeline.run_search(compose(overrides), output_dir)
 
 
 RESERVED = {"true", "false", "null", "nan", "inf", "none"}
@@ -514,8 +509,8 @@ HWORD = WORDS.filter(lambda s: s.lower() not in RESERVED)
 GROUP_OPTIONS = {"estimator": ("graph", "module"), "search": ("darts", "proxyless"),
                  "space": ("darts", "mobilenet"), "data": ("digits", "cifar10"),
                  "device": ("cpu", "cuda", "cudnn"), "callbacks": ("default", "none"),
-                 "latency": ("default",)}
-KNOWN_KEYS = ["latency.weight", "latency.target", "latency.mode", "latency.input_shape",
+                 "latency": ("default", "none"), "retrain": ("default", "none"), "table": ("default",)}
+KNOWN_KEYS = ["latency.weight", "latency.target", "latency.mode", "table.input_shape",
               "estimator.n_run", "estimator.outlier", "estimator.time_scale", "search.epochs",
               "search.batch_size", "data.valid_fraction", "device.device_id", "space.kernels"]
 
@@ -550,7 +545,7 @@ def bad_overrides(draw):
     ]))
     if kind == "group":
         group = draw(st.sampled_from(sorted(GROUP_OPTIONS)))
-        name = draw(HWORD.filter(lambda s: s not in GROUP_OPTIONS[group] and not s.endswith("_schema")))
+        name = draw(HWORD.filter(lambda s: s not in GROUP_OPTIONS[group]))
         return [f"{group}={name}"], group
     if kind == "misspelt":
         key = _misspell(draw, draw(st.sampled_from(KNOWN_KEYS)))
@@ -558,7 +553,7 @@ def bad_overrides(draw):
             key = key + "x"
         return [f"{key}=1"], key
     if kind == "append":
-        group = draw(st.sampled_from(["latency", "estimator", "search", "data", "device", "retrain"]))
+        group = draw(st.sampled_from(["latency", "estimator", "search", "data", "device", "retrain", "table"]))
         key = draw(HWORD.filter(lambda s: s not in ("a", "b"))) + "_setting"
         return [f"+{group}.{key}=1"], f"{group}.{key}"
     if kind == "weight":
@@ -586,17 +581,17 @@ def bad_overrides(draw):
     if kind == "n_warmup":
         return [f"estimator.n_warmup={draw(st.integers(max_value=-1))}"], "estimator.n_warmup"
     if kind == "time_scale":
-        return [f"estimator.time_scale={draw(HWORD.filter(lambda s: s != 'm'))}"], "estimator.time_scale"
+        return [f"estimator.time_scale={draw(HWORD.filter(lambda s: s not in TIME_SCALES))}"], "estimator.time_scale"
     if kind == "max_time":
         value = draw(st.one_of(st.floats(max_value=0, allow_infinity=False), NON_FINITE))
         return [f"estimator.max_measure_execution_time={_num(value)}"], "estimator.max_measure_execution_time"
     if kind == "input_shape":
         shape = draw(st.one_of(st.lists(st.integers(1, 8), min_size=0, max_size=6).filter(lambda s: len(s) != 4),
                                st.lists(st.integers(-3, 8), min_size=4, max_size=4).filter(lambda s: min(s) <= 0)))
-        return [f"latency.input_shape=[{','.join(map(str, shape))}]"], "latency.input_shape"
+        return [f"table.input_shape=[{','.join(map(str, shape))}]"], "table.input_shape"
     if kind == "input_channels":  # digits has 1 channel
         shape = [1, draw(st.integers(2, 4)), 8, 8]
-        return [f"latency.input_shape=[{','.join(map(str, shape))}]"], "latency.input_shape"
+        return [f"table.input_shape=[{','.join(map(str, shape))}]"], "table.input_shape"
     if kind == "cifar_root":
         return ["data=cifar10", f"data.root=/nonexistent_nas_hw/{draw(HWORD)}"], "root"
     if kind == "cifar_no_root":

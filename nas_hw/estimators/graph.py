@@ -2,8 +2,8 @@
 import nnabla as nn
 import nnabla.functions as F
 
-from ..graph_utils import walk
-from .base import LayerEstimator, batch_of, non_parameter_leaves
+from ..measure.graph import batch_of, non_parameter_leaves, walk
+from .layer import LayerEstimator
 
 
 class LatencyGraphEstimator(LayerEstimator):
@@ -77,6 +77,10 @@ class LatencyGraphEstimator(LayerEstimator):
     def estimate_module(self, module, input_shapes):
         """Latency of ``module`` called on inputs of ``input_shapes`` (inference mode)."""
         return _with_inference(module, lambda: self._estimate_built(module, input_shapes))
+
+    def estimate_network(self, net, out, inputs):
+        """Latency of the graph ending in ``out`` whose batch axis is carried by ``inputs``."""
+        return self.predict(out, inputs=None if inputs is None else list(inputs))
 
     def _estimate_built(self, module, input_shapes):
         xs = [nn.Variable(tuple(s), need_grad=False) for s in input_shapes]

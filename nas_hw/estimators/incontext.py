@@ -19,10 +19,13 @@ from typing import List
 import nnabla as nn
 import numpy as np
 
-from ..device import check_device_id, check_ext_name, synchronize
+from ..checks import check_one_of, check_timing
+from ..constants import unit_name
 from ..errors import MeasurementError
-from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
-from ..timing import check_settings, scale_factor
+from ..measure.device import Device
+from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
+from ..measure.timing import scale_factor
+from .base import Estimator
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ class InContextStat:
     n_run: int
 
 
-class InContextProfiler:
+class InContextProfiler(Estimator):
     """Times each function of a graph inside whole forward passes.
 
     Args:
@@ -72,10 +75,9 @@ class InContextProfiler:
     def __init__(self, graph, device_id=0, ext_name="cpu", n_run=30, n_warmup=3, time_scale="m"):
         if not isinstance(graph, nn.Variable):
             raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
-        check_settings(n_run=n_run, n_warmup=n_warmup, time_scale=time_scale)
+        check_timing(n_run=n_run, n_warmup=n_warmup, time_scale=time_scale)
         self.graph = graph
-        self.device_id = check_device_id(device_id)
-        self.ext_name = check_ext_name(ext_name)
+        self.device = Device(ext_name, device_id)
         self.n_run = n_run
         self.n_warmup = n_warmup
         self.time_scale = time_scale
@@ -133,18 +135,32 @@ class InContextProfiler:
 
     def total(self, stat="median"):
         """Sum over functions of one statistic (``median``, ``mean`` or ``min``), in ``time_scale``."""
-        if stat not in ("median", "mean", "min"):
-            raise ValueError(f"stat must be one of ('median', 'mean', 'min'), got {stat!r}")
+        check_one_of("stat", stat, ("median", "mean", "min"))
         if not self.stats:
             raise RuntimeError("nothing measured yet: call run() first")
         return float(sum(getattr(s, stat) for s in self.stats))
 
+    ext_name = property(lambda self: self.device.ext_name, doc="The nnabla extension measured on.")
+    device_id = property(lambda self: self.device.device_id, doc="The device index measured on.")
+
+    @property
+    def unit(self):
+        """``'ms'``, ``'us'`` or ``'ns'``, from ``time_scale``."""
+        return unit_name(self.time_scale)
+
+    def get_estimation(self, graph=None):
+        """Sum of the per-function in-context medians of ``graph`` (default: the constructor's)."""
+        if graph is not None:
+            if not isinstance(graph, nn.Variable):
+                raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
+            self.graph = graph
+        self.run()
+        return self.total()
+
     def _sync(self):
-        synchronize(self.ext_name, self.device_id)
+        self.device.sync()
 
 
 def incontext_latency(graph, device_id=0, ext_name="cpu", n_run=30, n_warmup=3, time_scale="m"):
     """Sum of the per-function in-context median times of ``graph`` (see :class:`InContextProfiler`)."""
-    prof = InContextProfiler(graph, device_id, ext_name, n_run, n_warmup, time_scale)
-    prof.run()
-    return prof.total()
+    return InContextProfiler(graph, device_id, ext_name, n_run, n_warmup, time_scale).get_estimation()

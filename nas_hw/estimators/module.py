@@ -4,32 +4,16 @@ import contextlib
 import nnabla as nn
 import nnabla.functions as F
 
-from ..cache import noop_stats
 from ..errors import GraphNotBuiltError, MeasurementError
-from ..graph_utils import functions_of, walk
-from ..signature import module_signature, with_batch
-from ..space import is_mixed_op, overriding_calls
-from .base import LayerEstimator
+from ..measure.graph import functions_between, functions_of, walk
+from ..measure.signature import module_signature, with_batch
+from ..measure.store import noop_stats
+from .. import nnabla_nas_compat as nnas
+from .layer import LayerEstimator
 
 
 def _is_leaf(m):
     return len(m.modules) == 0
-
-
-def _functions_between(outputs, inputs):
-    """Function nodes computing ``outputs`` from ``inputs`` (walks back, stops at ``inputs``)."""
-    stop, seen, found, stack = set(inputs), set(), [], list(outputs)
-    while stack:
-        v = stack.pop()
-        if v in stop or v.parent is None:
-            continue
-        f = v.parent
-        if f in seen:
-            continue
-        seen.add(f)
-        found.append(f)
-        stack.extend(f.inputs)
-    return found
 
 
 @contextlib.contextmanager
@@ -38,11 +22,11 @@ def _recording_leaf_calls(net, calls):
     makes sampling MixedOps reuse their current choice instead of sampling a new one."""
     overrides = []
     for _, m in net.get_modules():
-        if is_mixed_op(m) and m._mode != "full":
-            if m._active is None:
+        if nnas.is_mixed_op(m) and nnas.mode(m) != "full":
+            if nnas.active_index(m) is None:
                 raise GraphNotBuiltError(f"MixedOp {m.name or m!r} has no active candidate yet: "
                                          "build the graph (net(x)) before estimating")
-            overrides.append((m, lambda x, m=m: m._ops[m._active](x)))
+            overrides.append((m, nnas.run_active(m)))
         elif _is_leaf(m):
             original = m.call
 
@@ -53,7 +37,7 @@ def _recording_leaf_calls(net, calls):
                 return out
 
             overrides.append((m, recorder))
-    with overriding_calls(overrides):
+    with nnas.overriding_calls(overrides):
         yield
 
 
@@ -90,9 +74,9 @@ class LatencyEstimator(LayerEstimator):
     def _arch_key(self, net):
         ops = self._mixed_ops.get(net)
         if ops is None:
-            ops = self._mixed_ops[net] = [m for _, m in net.get_modules() if is_mixed_op(m)]
+            ops = self._mixed_ops[net] = [m for _, m in net.get_modules() if nnas.is_mixed_op(m)]
         return (net, tuple(tuple(s) for s in net.input_shapes),
-                tuple((m._mode, m._active) for m in ops))
+                tuple((nnas.mode(m), nnas.active_index(m)) for m in ops))
 
     def _module_cost(self, m, name, input_shapes):
         shapes = [with_batch(s, self.batch_size) for s in input_shapes]
@@ -105,7 +89,7 @@ class LatencyEstimator(LayerEstimator):
                     v.data.zero()
                 out = m.call(*inputs)
                 outs = list(out) if isinstance(out, (list, tuple)) else [out]
-                if not _functions_between(outs, inputs):
+                if not functions_between(outs, inputs):
                     return noop_stats(), True
                 sink = outs[0] if len(outs) == 1 else F.sink(*outs)
                 for f in functions_of(sink):  # parameters that were never written
@@ -157,7 +141,7 @@ class LatencyEstimator(LayerEstimator):
         # The recording pass rebuilds the model at ``batch_size`` (every shape then is the one
         # measured, whatever axis the batch sits on inside the model); calling modules records
         # input shapes on them, which are put back afterwards.
-        recorded_shapes = [(m, m.__dict__.get("_input_shapes")) for _, m in modules]
+        recorded_shapes = [(m, nnas.recorded_input_shapes(m)) for _, m in modules]
         calls = []
         net.apply(training=False)
         try:
@@ -173,10 +157,7 @@ class LatencyEstimator(LayerEstimator):
                                            f"{self.batch_size} ({type(err).__name__}: {err})") from err
                 finally:
                     for m, shapes in recorded_shapes:
-                        if shapes is None:
-                            m.__dict__.pop("_input_shapes", None)
-                        else:
-                            m.__dict__["_input_shapes"] = shapes
+                        nnas.restore_input_shapes(m, shapes)
             outs = list(out) if isinstance(out, (list, tuple)) else [out]
             funcs, _ = walk(outs[0] if len(outs) == 1 else F.sink(*outs))
             # Only what the output depends on runs: a module called on a branch that no later
@@ -187,7 +168,7 @@ class LatencyEstimator(LayerEstimator):
             calls = [c for c in calls if any(v in reachable for v in c[2])]
             inside = set()
             for _, ins, leaf_outs in calls:
-                inside.update(_functions_between(leaf_outs, ins))
+                inside.update(functions_between(leaf_outs, ins))
             outside = [f for f in funcs if f not in inside]
             self._begin()
             total = 0.0
@@ -201,6 +182,13 @@ class LatencyEstimator(LayerEstimator):
         if not self.failures:
             self._estimates.put(key, total, self.breakdown)
         return total
+
+    def estimate_network(self, net, out, inputs):
+        """Latency of the Module ``net`` (built: its modules know their input shapes)."""
+        if net is None:
+            raise ValueError(f"{type(self).__name__} estimates Modules, not graphs: pass the network "
+                             "(calibrate with calibrate_networks or calibrate_space)")
+        return self.get_estimation(net)
 
     def estimate_module(self, module, input_shapes):
         """Latency of ``module`` (a leaf or a composite) called on inputs of ``input_shapes``."""

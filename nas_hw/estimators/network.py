@@ -6,9 +6,11 @@ from typing import Tuple
 
 import nnabla as nn
 
-from ..device import check_device_id, extension_module, synchronize
-from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
-from ..timing import TimedSettings, scale_factor
+from ..constants import unit_name
+from ..measure.device import Device
+from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
+from ..measure.timing import TimedSettings, scale_factor
+from .base import Estimator
 
 logger = logging.getLogger(__name__)
 
@@ -26,11 +28,12 @@ class FunctionStat:
     n_run: int
 
 
-class Profiler(TimedSettings):
+class Profiler(TimedSettings, Estimator):
     """Network-based latency: times the whole graph at once (the *true* latency).
 
     The seed's API: ``Profiler(graph, device_id, ext_name, ...)``, ``run()``,
-    ``result['forward_all']`` (a float in ``time_scale``). Per-function forward times are in
+    ``result['forward_all']`` (a float in ``time_scale``); ``get_estimation()`` runs and returns
+    that float (the estimator contract). Per-function forward times are in
     ``result['forward']`` as with nnabla's ``GraphProfiler``; with a ``solver`` also
     ``backward_all`` and ``training`` (forward + backward + update).
 
@@ -57,18 +60,36 @@ class Profiler(TimedSettings):
             raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
         self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
         self.graph = graph
-        self.device_id = check_device_id(device_id)
-        self.ext_name = ext_name
-        self.ext_module = extension_module(ext_name)
+        self.device = Device(ext_name, device_id)
         self.solver = solver
         self.per_function = per_function
         self.result = {}
 
+    ext_name = property(lambda self: self.device.ext_name, doc="The nnabla extension measured on.")
+    device_id = property(lambda self: self.device.device_id, doc="The device index measured on.")
+
+    @property
+    def unit(self):
+        """``'ms'``, ``'us'`` or ``'ns'``, from ``time_scale``."""
+        return unit_name(self.time_scale)
+
     def _sync(self):
-        synchronize(self.ext_name, self.device_id)
+        self.device.sync()
+
+    def get_estimation(self, graph=None):
+        """The true latency of the whole graph (``result['forward_all']``), in ``time_scale``.
+
+        Args:
+            graph: another output Variable to profile instead of the constructor's.
+        """
+        if graph is not None:
+            if not isinstance(graph, nn.Variable):
+                raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
+            self.graph = graph
+        return self.run()["forward_all"]
 
     def measure_forward(self):
-        """Times ``graph.forward()`` and returns its :class:`~nas_hw.timing.TimingStats` (s)."""
+        """Times ``graph.forward()`` and returns its :class:`~nas_hw.measure.timing.TimingStats` (s)."""
         init_unset_inputs(leaf_variables(functions_of(self.graph)))
         return self._time(lambda: self.graph.forward(clear_no_need_grad=True))
 

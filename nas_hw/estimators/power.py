@@ -16,7 +16,6 @@ Where no meter exists or it cannot be read, :class:`~nas_hw.errors.PowerUnavaila
 says why; no figure is ever invented.
 """
 import logging
-import math
 import os
 import re
 import time
@@ -24,9 +23,11 @@ from dataclasses import dataclass
 
 import nnabla as nn
 
-from ..device import check_device_id, check_ext_name, synchronize
+from ..checks import check_device_id, check_ext_name, check_int, check_number
 from ..errors import MeasurementError, PowerUnavailableError
-from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
+from ..measure.device import Device
+from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
+from .base import Estimator
 
 logger = logging.getLogger(__name__)
 
@@ -181,13 +182,9 @@ class EnergyResult:
 
 def check_energy_settings(n_run=100, n_warmup=10, min_duration_s=1.0):
     """Raises ``ValueError`` naming the first setting of an energy measurement out of range."""
-    if not isinstance(n_run, int) or isinstance(n_run, bool) or n_run < 1:
-        raise ValueError(f"n_run must be an integer >= 1, got {n_run!r}")
-    if not isinstance(n_warmup, int) or isinstance(n_warmup, bool) or n_warmup < 0:
-        raise ValueError(f"n_warmup must be an integer >= 0, got {n_warmup!r}")
-    if (isinstance(min_duration_s, bool) or not isinstance(min_duration_s, (int, float))
-            or not math.isfinite(min_duration_s) or min_duration_s < 0):
-        raise ValueError(f"min_duration_s must be a finite number of seconds >= 0, got {min_duration_s!r}")
+    check_int("n_run", n_run, low=1)
+    check_int("n_warmup", n_warmup, low=0)
+    check_number("min_duration_s", min_duration_s, low=0)
 
 
 def measure_energy(fn, meter, n_run=100, n_warmup=10, min_duration_s=1.0, sync=None,
@@ -232,8 +229,7 @@ def measure_energy(fn, meter, n_run=100, n_warmup=10, min_duration_s=1.0, sync=N
                         n_inferences=n, duration_s=duration, energy_mj=energy, meter=meter.name)
 
 
-@dataclass(frozen=True)
-class PowerEstimator:
+class PowerEstimator(Estimator):
     """Energy per inference (mJ) of a graph's forward pass on ``ext_name``'s device.
 
     The graph must have been built in that device's context. ``get_estimation(graph)``
@@ -241,17 +237,16 @@ class PowerEstimator:
     (mean power in W included).
     """
 
-    ext_name: str = "cpu"
-    device_id: int = 0
-    n_run: int = 100
-    n_warmup: int = 10
-    min_duration_s: float = 1.0
-    rapl_root: str = DEFAULT_RAPL_ROOT
+    unit = "mJ"
 
-    def __post_init__(self):
-        check_ext_name(self.ext_name)
-        check_device_id(self.device_id)
-        check_energy_settings(self.n_run, self.n_warmup, self.min_duration_s)
+    def __init__(self, ext_name="cpu", device_id=0, n_run=100, n_warmup=10, min_duration_s=1.0,
+                 rapl_root=DEFAULT_RAPL_ROOT):
+        check_ext_name(ext_name)
+        self.ext_name = ext_name
+        self.device_id = check_device_id(device_id)
+        check_energy_settings(n_run, n_warmup, min_duration_s)
+        self.n_run, self.n_warmup, self.min_duration_s = n_run, n_warmup, min_duration_s
+        self.rapl_root = rapl_root
 
     def meter(self):
         """A fresh meter for this device (raises PowerUnavailableError when there is none)."""
@@ -262,11 +257,11 @@ class PowerEstimator:
         if not isinstance(graph, nn.Variable):
             raise TypeError(f"graph must be an nnabla.Variable, got {type(graph).__name__}")
         meter = self.meter()
+        device = Device(self.ext_name, self.device_id)
         init_unset_inputs(leaf_variables(functions_of(graph)))
         return measure_energy(lambda: graph.forward(clear_no_need_grad=True), meter,
                               n_run=self.n_run, n_warmup=self.n_warmup,
-                              min_duration_s=self.min_duration_s,
-                              sync=lambda: synchronize(self.ext_name, self.device_id))
+                              min_duration_s=self.min_duration_s, sync=device.sync)
 
     def get_estimation(self, graph):
         """Energy per inference (one forward call) in mJ."""

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import nnabla as nn
 
-from ..device import check_device_id, check_ext_name, get_context, synchronize
+from ..checks import check_batch_size
 from ..errors import MeasurementError
-from ..graph_utils import functions_of, init_unset_inputs, leaf_variables
-from ..timing import TimingStats, check_settings, measure, scale_factor
+from ..measure.device import Device
+from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
+from ..measure.timing import TimedSettings, TimingStats, scale_factor
+from .base import Estimator
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,7 @@ class ThroughputResult:
         latency: mean time of one forward pass, in ``time_scale`` units.
         time_scale: 'm' (ms), 'u' (us) or 'n' (ns).
         samples_per_s: ``batch_size / latency`` (latency in seconds).
-        stats: the full :class:`~nas_hw.timing.TimingStats` in seconds.
+        stats: the full :class:`~nas_hw.measure.timing.TimingStats` in seconds.
     """
 
     batch_size: int
@@ -36,14 +38,7 @@ class ThroughputResult:
     stats: TimingStats
 
 
-def _check_batch_size(batch_size):
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    return batch_size
-
-
-@dataclass(frozen=True)
-class ThroughputEstimator:
+class ThroughputEstimator(TimedSettings, Estimator):
     """Times whole forward passes of a network rebuilt at a given batch size.
 
     Settings have the same names and meaning as :class:`~nas_hw.estimators.network.Profiler`'s.
@@ -56,19 +51,18 @@ class ThroughputEstimator:
         >>> est.measure(build, batch_size=8).samples_per_s   # samples per second
     """
 
-    n_run: int = 100
-    n_warmup: int = 10
-    max_measure_execution_time: float = 1.0
-    outlier: float = 0.0
-    time_scale: str = "m"
-    ext_name: str = "cpu"
-    device_id: int = 0
+    unit = "samples/s"
 
-    def __post_init__(self):
-        check_settings(self.n_run, self.n_warmup, self.max_measure_execution_time,
-                       self.outlier, self.time_scale)
-        check_device_id(self.device_id)
-        check_ext_name(self.ext_name)
+    def __init__(self, n_run=100, n_warmup=10, max_measure_execution_time=1.0, outlier=0.0,
+                 time_scale="m", ext_name="cpu", device_id=0):
+        self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
+        self.device = Device(ext_name, device_id)
+
+    ext_name = property(lambda self: self.device.ext_name, doc="The nnabla extension measured on.")
+    device_id = property(lambda self: self.device.device_id, doc="The device index measured on.")
+
+    def _sync(self):
+        self.device.sync()
 
     def measure(self, build, batch_size=1):
         """Builds the network at ``batch_size`` in the device's context and times its forward.
@@ -89,19 +83,14 @@ class ThroughputEstimator:
         if not callable(build):
             raise TypeError(f"build must be a callable build(batch_size) -> nnabla.Variable, "
                             f"got {type(build).__name__}")
-        batch_size = _check_batch_size(batch_size)
-        ctx = get_context(self.ext_name, self.device_id)
-        with nn.context_scope(ctx):
+        batch_size = check_batch_size(batch_size)
+        with nn.context_scope(self.device.context):
             output = build(batch_size)
             if not isinstance(output, nn.Variable):
                 raise TypeError(f"build({batch_size}) returned {type(output).__name__}, "
                                 "expected the output nnabla.Variable")
             init_unset_inputs(leaf_variables(functions_of(output)))
-            stats = measure(lambda: output.forward(clear_no_need_grad=True),
-                            n_run=self.n_run, n_warmup=self.n_warmup,
-                            max_measure_execution_time=self.max_measure_execution_time,
-                            outlier=self.outlier,
-                            synchronize=lambda: synchronize(self.ext_name, self.device_id))
+            stats = self._time(lambda: output.forward(clear_no_need_grad=True))
         if stats.mean <= 0:
             raise MeasurementError(f"forward at batch {batch_size} measured {stats.mean} s; "
                                    "no throughput can be derived from a zero time")

@@ -1,22 +1,12 @@
-"""A small DARTS / ProxylessNAS search loop with hardware-aware callbacks and penalties.
+"""nas_hw's own DARTS / ProxylessNAS search loop, its data, spaces, derivation and retraining.
 
-:class:`Searcher` (:class:`DartsSearcher`, :class:`ProxylessSearcher`) runs the search;
-:func:`run_search` is the whole pipeline behind ``examples/search.py`` (table, search,
-derivation, retraining, report).
+:class:`~nas_hw.search.loop.Searcher` runs the search; :class:`~nas_hw.search.darts.DartsSearcher`
+and :class:`~nas_hw.search.proxyless.ProxylessSearcher` are its two algorithms.
 """
-from .searcher import (ALGORITHMS, DartsSearcher, ProxylessSearcher, Searcher, make_searcher,
-                       measure_network_latency_ms)
+from .darts import DartsSearcher
+from .loop import Searcher
+from .proxyless import ProxylessSearcher
 
-__all__ = ["ALGORITHMS", "Searcher", "DartsSearcher", "ProxylessSearcher", "make_searcher",
-           "measure_network_latency_ms", "run_search", "train_from_scratch"]
+SEARCHERS = {"darts": DartsSearcher, "proxyless": ProxylessSearcher}
 
-
-def __getattr__(name):
-    # the pipeline pulls in Hydra and the estimators: load it only when asked for
-    if name == "run_search":
-        from .pipeline import run_search
-        return run_search
-    if name == "train_from_scratch":
-        from .retrain import train_from_scratch
-        return train_from_scratch
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["Searcher", "DartsSearcher", "ProxylessSearcher", "SEARCHERS"]

@@ -6,14 +6,16 @@ import nnabla.functions as F
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..datasets import iterate_batches
-from .searcher import accuracy, make_solver
+from ..checks import check_int, check_number, check_one_of
+from ..constants import OPTIMIZERS
+from .datasets import iterate_batches
+from .loop import accuracy, make_solver
 
 logger = logging.getLogger(__name__)
 
 
 def evaluate(net, split, batch_size=256):
-    """Accuracy of ``net`` (inference mode) on a :class:`~nas_hw.datasets.Split`."""
+    """Accuracy of ``net`` (inference mode) on a :class:`~nas_hw.search.datasets.Split`."""
     if len(split) == 0:
         raise ValueError("cannot evaluate on an empty split")
     net.apply(training=False)
@@ -37,7 +39,7 @@ def train_from_scratch(net, dataset, epochs=20, batch_size=64, max_batches=None,
 
     Args:
         net: the derived network (an nnabla_nas ``Module`` without choices), freshly built.
-        dataset: a :class:`~nas_hw.datasets.Dataset`.
+        dataset: a :class:`~nas_hw.search.datasets.Dataset`.
         epochs: training epochs (> 0).
         batch_size: mini-batch size.
         max_batches: cap on batches per epoch (``None``: the whole split).
@@ -94,3 +96,32 @@ def train_from_scratch(net, dataset, epochs=20, batch_size=64, max_batches=None,
     logger.info("retrained %d epochs: loss %.4f, valid acc %s, test acc %.4f", epochs,
                 np.mean(losses), f"{valid_acc:.4f}" if valid_acc is not None else "n/a", test_acc)
     return {"train_loss": float(np.mean(losses)), "valid_acc": valid_acc, "test_acc": test_acc}
+
+
+class Retrainer:
+    """Settings of :func:`train_from_scratch`, checked when built (a bad value fails before a
+    search starts, not after it); ``epochs=0`` trains nothing.
+
+    Example:
+        >>> Retrainer(epochs=20).train(model.derive(choices), dataset, seed=0)
+    """
+
+    def __init__(self, epochs=20, batch_size=64, max_batches=None, optimizer="momentum", lr=0.05,
+                 momentum=0.9, weight_decay=1e-4):
+        self.epochs = check_int("epochs", epochs, low=0)
+        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.max_batches = check_int("max_batches", max_batches, low=1, allow_none=True)
+        self.optimizer = check_one_of("optimizer", optimizer, OPTIMIZERS)
+        self.lr = check_number("lr", lr, low=0, low_open=True)
+        self.momentum = check_number("momentum", momentum, low=0)
+        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+
+    def train(self, net, dataset, seed=0, progress=False):
+        """Trains ``net`` from scratch (see :func:`train_from_scratch`); ``None`` when
+        ``epochs`` is 0."""
+        if self.epochs == 0:
+            return None
+        return train_from_scratch(net, dataset, epochs=self.epochs, batch_size=self.batch_size,
+                                  max_batches=self.max_batches, optimizer=self.optimizer, lr=self.lr,
+                                  momentum=self.momentum, weight_decay=self.weight_decay, seed=seed,
+                                  progress=progress)

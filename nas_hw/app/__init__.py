@@ -1,0 +1,1 @@
+"""The application layer: the ``nas-hw`` commands and the Hydra app (the only Hydra importer)."""

@@ -1,0 +1,111 @@
+"""``nas-hw report``: per-layer latency, memory and FLOPs of one network, next to its true latency.
+
+The network is an nnabla ``.nnp`` file or ``module:function`` (an importable function that
+returns the network's output ``nnabla.Variable``). The command prints one row per nnabla
+function with
+
+* ``latency_<unit>``: the function's latency from the layer-based
+  :class:`~nas_hw.estimators.graph.LatencyGraphEstimator` (each function timed alone, forward
+  only, served from the persistent cache when already measured); the rows add up to the
+  layer-based estimate,
+* ``share_%``: that latency as a percentage of the layer-based estimate,
+* ``params``: parameter elements first used by that function (shared ones counted once),
+* ``act_bytes``: bytes of the activation buffers the function allocates (0 when in-place),
+* ``flops``: its FLOPs (1 MAC = 2 FLOPs; empty when nas_hw has no formula for it),
+
+then the totals and the *true* latency of the whole network from
+:class:`~nas_hw.estimators.network.Profiler` (network-based, one ``forward()`` of the graph).
+It writes ``report.csv`` (the rows), ``report.json`` (rows and totals) and ``report.png`` (a
+horizontal bar chart of the ``--top`` slowest layers; needs matplotlib, from
+``pip install 'nas_hw[examples]'``).
+
+Exit codes of :func:`run`: 0 success, 2 bad input (the network or an option), 1 a failure
+while measuring or writing (a layer that cannot run, an unusable cache, matplotlib missing).
+"""
+import os
+import sys
+
+import nnabla as nn
+
+from ..constants import TIME_SCALES
+from ..errors import NasHwError, NetworkInputError
+from ..estimators.graph import LatencyGraphEstimator
+from ..measure.device import get_context
+from ..report.layers import build_report
+from ..report.loader import load_network, parse_input_shape
+from ..report.writers import (CSV_NAME, JSON_NAME, PNG_NAME, format_table, require_matplotlib,
+                              write_bar_chart, write_csv, write_json)
+from .entry import fail
+
+
+def add_arguments(parser):
+    """Fills an argparse (sub)parser with the ``report`` command's arguments."""
+    parser.add_argument("network", metavar="NETWORK",
+                        help="an nnabla .nnp file, or module:function (an importable function "
+                             "returning the output nnabla.Variable; given the input Variable "
+                             "when it takes one argument)")
+    parser.add_argument("--input-shape", default=None, metavar="N,C,H,W",
+                        help="input shape (default: the .nnp's own; 1,3,32,32 for a "
+                             "module:function taking an input). For an .nnp only the batch "
+                             "size may differ from the file's")
+    parser.add_argument("--ext-name", default="cpu", help="nnabla extension: cpu, cuda or cudnn (default cpu)")
+    parser.add_argument("--device-id", type=int, default=0, help="device index (default 0)")
+    parser.add_argument("--n-run", type=int, default=100,
+                        help="timed runs per layer and for the true latency (default 100)")
+    parser.add_argument("--n-warmup", type=int, default=10, help="untimed runs first (default 10)")
+    parser.add_argument("--max-measure-execution-time", type=float, default=1.0, metavar="SECONDS",
+                        help="time budget per measurement in seconds (default 1)")
+    parser.add_argument("--time-scale", default="m", choices=tuple(TIME_SCALES),
+                        help="latency unit: m (ms), u (us), n (ns) (default m)")
+    parser.add_argument("--cache", default=None, metavar="PATH",
+                        help="latency cache file (default $NAS_HW_CACHE or the per-user cache)")
+    parser.add_argument("--out", default=".", metavar="DIR",
+                        help=f"directory for {CSV_NAME}, {JSON_NAME} and {PNG_NAME} (default: .)")
+    parser.add_argument("--top", type=int, default=10, metavar="K",
+                        help="layers in the bar chart, slowest first (default 10)")
+    return parser
+
+
+def run(args):
+    """Runs ``nas-hw report`` with parsed ``args``; returns the exit code."""
+    try:
+        if args.top < 1:
+            raise NetworkInputError(f"--top must be >= 1, got {args.top}")
+        if args.n_run < 1:
+            raise NetworkInputError(f"--n-run must be >= 1, got {args.n_run}")
+        if os.path.exists(args.out) and not os.path.isdir(args.out):
+            raise NetworkInputError(f"--out {args.out!r} exists and is not a directory")
+        input_shape = None if args.input_shape is None else parse_input_shape(args.input_shape)
+        require_matplotlib()  # fail before measuring anything
+        ctx = get_context(args.ext_name, args.device_id)
+        with nn.context_scope(ctx):
+            network = load_network(args.network, input_shape)
+        batches = {int(v.shape[0]) for v in network.inputs if len(v.shape)}
+        if len(batches) > 1:
+            raise NetworkInputError(f"the inputs of {args.network!r} disagree on the batch size "
+                                    f"({[tuple(v.shape) for v in network.inputs]})")
+        estimator = LatencyGraphEstimator(
+            device_id=args.device_id, ext_name=args.ext_name, n_run=args.n_run,
+            n_warmup=args.n_warmup, max_measure_execution_time=args.max_measure_execution_time,
+            time_scale=args.time_scale, cache=args.cache, batch_size=batches.pop() if batches else 1)
+    except (ValueError, TypeError) as err:  # option values refused by the estimator
+        return fail(err, 2)
+    except NasHwError as err:
+        return fail(err)
+    try:
+        with nn.context_scope(ctx):
+            report = build_report(network, estimator, n_run=args.n_run)
+        os.makedirs(args.out, exist_ok=True)
+        csv_path = os.path.join(args.out, CSV_NAME)
+        json_path = os.path.join(args.out, JSON_NAME)
+        png_path = os.path.join(args.out, PNG_NAME)
+        write_csv(report, csv_path)
+        write_json(report, json_path)
+        write_bar_chart(report, png_path, args.top)
+    except (NasHwError, OSError) as err:
+        return fail(err, 1)
+    finally:
+        estimator.cache.close()
+    sys.stdout.write(format_table(report) + "\n")
+    sys.stdout.write(f"wrote {csv_path}, {json_path}, {png_path}\n")
+    return 0

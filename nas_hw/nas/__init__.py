@@ -1,0 +1,1 @@
+"""Search-space machinery: choice points, candidate tables, penalties and callbacks."""

@@ -1,0 +1,215 @@
+"""Loading a network to report on: an nnabla ``.nnp`` file or ``module:function``."""
+import importlib
+import inspect
+import os
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import List
+
+import nnabla as nn
+
+from ..errors import NetworkInputError
+from ..measure.graph import functions_of, non_parameter_leaves
+
+DEFAULT_INPUT_SHAPE = (1, 3, 32, 32)
+NNP_GRAPH_FILES = (".nntxt", ".prototxt", ".protobuf")
+
+
+@dataclass
+class LoadedNetwork:
+    """A network ready to report on.
+
+    Attributes:
+        output: the graph's output Variable.
+        inputs: its input Variables (they carry the batch axis).
+        source: how it was given (the path or ``module:function``).
+        name: the network's name (the .nnp network name or the function's name).
+        parameters: the parameter scope the graph's parameters live in (kept apart from
+            nnabla's global scope, so reporting never touches the caller's parameters).
+    """
+
+    output: nn.Variable
+    inputs: List[nn.Variable]
+    source: str
+    name: str
+    parameters: OrderedDict = field(default_factory=OrderedDict, repr=False)
+
+
+def parse_input_shape(text):
+    """``"1,3,32,32"`` -> ``(1, 3, 32, 32)``.
+
+    Raises:
+        NetworkInputError: not a comma-separated list of positive integers.
+    """
+    parts = [p.strip() for p in str(text).strip("()[] ").split(",") if p.strip()]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        shape = ()
+    if not shape or any(d <= 0 for d in shape):
+        raise NetworkInputError(f"--input-shape must be comma-separated positive integers "
+                                f"such as 1,3,32,32, got {text!r}")
+    return shape
+
+
+def _is_function_spec(spec):
+    return ":" in spec and not os.path.exists(spec)
+
+
+def load_network(spec, input_shape=None):
+    """Builds the graph of ``spec``: an ``.nnp`` file path or ``module:function``.
+
+    For an ``.nnp`` file the first network is used and its first output; ``input_shape``
+    (optional) may change the batch size only, the other axes must match the file's input.
+    A ``module:function`` that takes an argument is called with an input ``nnabla.Variable``
+    of ``input_shape`` (default ``1,3,32,32``); one that takes none builds its own input, and
+    then ``input_shape`` must not be given.
+
+    Raises:
+        NetworkInputError: missing or invalid file, unknown module or function, a function
+            that does not return an ``nnabla.Variable``, an input shape that does not fit.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise NetworkInputError(f"NETWORK must be an .nnp file or module:function, got {spec!r}")
+    if _is_function_spec(spec):
+        return _load_function(spec, input_shape)
+    return _load_nnp(spec, input_shape)
+
+
+def _load_nnp(path, input_shape):
+    from nnabla.utils.nnp_graph import NnpLoader
+
+    if not os.path.exists(path):
+        raise NetworkInputError(f"network file {path!r} does not exist (NETWORK is an .nnp file "
+                                "or module:function)")
+    if not os.path.isfile(path):
+        raise NetworkInputError(f"network file {path!r} is not a regular file")
+    if not path.lower().endswith(".nnp"):
+        raise NetworkInputError(f"network file {path!r} is not an .nnp file (NETWORK is an .nnp "
+                                "file or module:function)")
+    if not zipfile.is_zipfile(path):
+        raise NetworkInputError(f"{path!r} is not an .nnp file: an .nnp is a zip archive, this "
+                                "file is not one")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError) as err:
+        raise NetworkInputError(f"{path!r} is not a readable .nnp file: {err}") from err
+    if not any(n.lower().endswith(NNP_GRAPH_FILES) for n in names):
+        raise NetworkInputError(f"{path!r} is a zip archive without nnp content (no network "
+                                f"definition file {'/'.join(NNP_GRAPH_FILES)} inside; it holds "
+                                f"{sorted(names)[:5]})")
+    params = OrderedDict()
+    with nn.parameter_scope("", scope=params):
+        try:
+            loader = NnpLoader(path)
+        except Exception as err:  # nnabla raises many kinds (protobuf, h5py, KeyError...)
+            raise NetworkInputError(f"{path!r} is not a valid .nnp file: {type(err).__name__}: "
+                                    f"{_first_line(err)}") from err
+        networks = loader.get_network_names()
+        if not networks:
+            raise NetworkInputError(f"{path!r} holds no network")
+        name = networks[0]
+        try:
+            net = loader.get_network(name)
+            if input_shape is not None:
+                net = _nnp_at_shape(loader, name, net, input_shape, path)
+        except NetworkInputError:
+            raise
+        except Exception as err:
+            raise NetworkInputError(f"cannot build network {name!r} of {path!r}: "
+                                    f"{type(err).__name__}: {_first_line(err)}") from err
+    if not net.outputs:
+        raise NetworkInputError(f"network {name!r} of {path!r} has no output")
+    output = list(net.outputs.values())[0]
+    return LoadedNetwork(output, list(net.inputs.values()), path, name, params)
+
+
+def _nnp_at_shape(loader, name, net, input_shape, path):
+    inputs = list(net.inputs.values())
+    if len(inputs) != 1:
+        raise NetworkInputError(f"--input-shape needs a network with one input; {name!r} of "
+                                f"{path!r} has {len(inputs)}: {list(net.inputs)}")
+    stored = tuple(inputs[0].shape)
+    if len(stored) != len(input_shape) or tuple(stored[1:]) != tuple(input_shape[1:]):
+        raise NetworkInputError(f"--input-shape {_shape_str(input_shape)} does not fit network "
+                                f"{name!r} of {path!r}, whose input is {_shape_str(stored)}: an "
+                                ".nnp network's shape is fixed, only the batch size can change")
+    if stored[0] == input_shape[0]:
+        return net
+    return loader.get_network(name, batch_size=input_shape[0])
+
+
+def _load_function(spec, input_shape):
+    module_name, _, func_name = spec.partition(":")
+    if not module_name or not func_name:
+        raise NetworkInputError(f"NETWORK {spec!r}: module:function needs both parts, e.g. "
+                                "mypackage.nets:build")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        raise NetworkInputError(f"cannot import module {module_name!r} of {spec!r}: {err} (and "
+                                f"no file named {spec!r} exists)") from err
+    except Exception as err:
+        raise NetworkInputError(f"importing module {module_name!r} failed: {type(err).__name__}: "
+                                f"{_first_line(err)}") from err
+    obj = module
+    for part in func_name.split("."):
+        if not hasattr(obj, part):
+            public = sorted(n for n in dir(module) if not n.startswith("_")
+                            and callable(getattr(module, n, None)))
+            raise NetworkInputError(f"module {module_name!r} has no function {func_name!r}; its "
+                                    f"callables: {public[:20]}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise NetworkInputError(f"{spec!r} is not a function (it is a {type(obj).__name__!r} "
+                                "value)")
+    takes_input = _takes_an_argument(obj, spec)
+    if not takes_input and input_shape is not None:
+        raise NetworkInputError(f"{spec!r} takes no argument and builds its own input, so "
+                                "--input-shape cannot apply; leave it out")
+    params = OrderedDict()
+    inputs = []
+    with nn.parameter_scope("", scope=params), nn.auto_forward(False):
+        try:
+            if takes_input:
+                x = nn.Variable(tuple(input_shape or DEFAULT_INPUT_SHAPE), need_grad=False)
+                inputs = [x]
+                out = obj(x)
+            else:
+                out = obj()
+        except Exception as err:
+            raise NetworkInputError(f"{spec!r} raised {type(err).__name__}: {_first_line(err)}") from err
+        if not isinstance(out, nn.Variable):
+            raise NetworkInputError(f"{spec!r} returned {type(out).__name__}, expected the "
+                                    "network's output nnabla.Variable")
+        if out.parent is None:
+            raise NetworkInputError(f"{spec!r} returned a Variable computed by no function "
+                                    "(an input or a parameter), so there is no network to report")
+        if not inputs:
+            inputs = non_parameter_leaves(functions_of(out))
+    return LoadedNetwork(out, inputs, spec, func_name, params)
+
+
+def _takes_an_argument(fn, spec):
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True  # a builtin or C callable: assume it takes the input
+    params = [p for p in sig.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    required = [p for p in params if p.default is p.empty and p.kind != p.VAR_POSITIONAL]
+    if len(required) > 1:
+        raise NetworkInputError(f"{spec!r} needs {len(required)} arguments "
+                                f"({[p.name for p in required]}); it must take none or one (the input Variable)")
+    return bool(params)
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else repr(err)
+
+
+def _shape_str(shape):
+    return ",".join(str(int(d)) for d in shape)

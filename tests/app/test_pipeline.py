@@ -1,0 +1,94 @@
+"""The whole search from a config (nas_hw/app/pipeline.py, search.py): tiny spaces, real runs."""
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nas_hw.app.pipeline import run_search
+from tests.conftest import REPO, compose
+
+TINY_OVERRIDES = [
+    "space.stem_channels=4", "space.stage_channels=[6]", "space.stage_blocks=[2]",
+    "space.stage_strides=[1]", "space.kernels=[3,5]", "space.expansions=[1,3]",
+    "search.epochs=1", "search.warmup_epochs=1", "search.max_batches=2", "search.batch_size=32",
+    "retrain.epochs=1", "retrain.max_batches=2", "retrain.batch_size=32",
+    "estimator.n_run=2", "estimator.n_warmup=1", "callbacks.monitor.n_run=2", "progress=false",
+]
+
+
+@pytest.mark.parametrize("algorithm", ["darts", "proxyless"])
+def test_pipeline_writes_report_arch_and_csv(algorithm, tmp_path):
+    cfg = compose(TINY_OVERRIDES + [f"search={algorithm}", "latency.weight=0.1",
+                                    "table.input_shape=[1,1,16,16]",
+                                    f"cache.path={tmp_path / 'cache.sqlite'}"])
+    out = tmp_path / "run"
+    report = run_search(cfg, str(out))
+    assert report["algorithm"] == algorithm
+    assert report["deploy_input_shape"] == [1, 1, 16, 16]
+    assert report["true_latency_ms"] > 0 and report["estimated_latency_ms"] > 0
+    assert 0 <= report["test_acc"] <= 1
+    assert json.loads((out / "report.json").read_text()) == report
+    arch = json.loads((out / "arch.json").read_text())
+    assert len(arch["choices"]) == 2 and arch["input_shape"] == [1, 1, 16, 16]
+    rows = list(csv.DictReader(open(out / "search_log.csv")))
+    assert len(rows) == 1 and float(rows[0]["true_latency_ms"]) > 0
+    assert os.path.isfile(tmp_path / "cache.sqlite")  # the cache is outside the run dir
+
+
+def test_pipeline_resumes_a_stopped_run(tmp_path):
+    first = run_search(compose(TINY_OVERRIDES + ["retrain.epochs=0"]), str(tmp_path / "a"))
+    assert first["epochs_searched"] == 1 and first["test_acc"] is None
+    second = run_search(compose(TINY_OVERRIDES + ["retrain.epochs=0", "search.epochs=2",
+                                                   f"search.resume={tmp_path / 'a'}"]),
+                        str(tmp_path / "b"))
+    assert second["epochs_searched"] == 2
+    rows = list(csv.DictReader(open(tmp_path / "b" / "search_log.csv")))
+    assert [r["epoch"] for r in rows] == ["1"]  # only the epoch run after the resume
+
+
+def test_hydra_multirun_of_the_example(tmp_path):
+    env = dict(os.environ, NAS_HW_CACHE=str(tmp_path / "cache.sqlite"))
+    sweep = tmp_path / "sweep"
+    cmd = [sys.executable, os.path.join(REPO, "examples", "search.py"), "-m",
+           "latency=none,default", f"hydra.sweep.dir={sweep}", "hydra/job_logging=disabled",
+           "~callbacks.monitor"] + TINY_OVERRIDES[:-2] + ["progress=false"]
+    cmd = [c for c in cmd if not c.startswith("callbacks.monitor")]
+    done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    reports = sorted(sweep.glob("*/report.json"))
+    assert len(reports) == 2
+    weights = sorted(json.loads(p.read_text())["latency_weight"] or 0 for p in reports)
+    assert weights == [0.0, 0.1]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_calibration_switch_calibrates_the_table_once_and_reuses_it(tmp_path, monkeypatch):
+    """table.calibrate=true: <= 5 whole-network measurements the first time, stored with the
+    fingerprint; the next run reuses it (0 measurements); the report keeps the raw estimate."""
+    from nas_hw.estimators import calibrated
+    measured = []
+    real = calibrated.Calibrator.measure_true
+
+    def counting(self, out):
+        measured.append(1)
+        return real(self, out)
+
+    monkeypatch.setattr(calibrated.Calibrator, "measure_true", counting)
+    overrides = TINY_OVERRIDES + ["retrain.epochs=0", "table.calibrate=true", "table.calibration_points=3",
+                                  f"cache.path={tmp_path / 'cache.sqlite'}"]
+    cfg = compose(overrides)
+    first = run_search(cfg, str(tmp_path / "a"))
+    assert len(measured) == 3
+    cal = first["calibration"]
+    assert cal["n_points"] == 3 and cal["scale"] > 0
+    expected = (cal["scale"] * first["estimated_latency_raw_ms"] + cal["const"])
+    assert first["estimated_latency_ms"] >= expected - 1e-9  # plus per_layer * layers >= 0
+    second = run_search(compose(overrides), str(tmp_path / "b"))
+    assert len(measured) == 3  # reused from the cache
+    assert second["calibration"] == cal
+    with pytest.raises(ValueError, match="calibration_points|number of calibration networks"):
+        run_search(compose(TINY_OVERRIDES + ["table.calibrate=true", "table.calibration_points=6"]),
+                   str(tmp_path / "c"))
