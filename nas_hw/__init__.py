@@ -1,4 +1,7 @@
 """nas_hw: hardware-aware neural architecture search tools for nnabla / nnabla_nas."""
+from .nnabla_nas_compat import install_ofa_placeholder
+
+install_ofa_placeholder()  # the PyPI wheel of nnabla-nas lacks one subpackage: see nnabla_nas_compat
 from .errors import (CacheError, ExtensionUnavailableError, GraphNotBuiltError, MeasurementError,
                      MissingMeasurementsError, NasHwError, PowerUnavailableError)
 from .estimators.graph import LatencyGraphEstimator

@@ -5,8 +5,65 @@ nas_hw reaches nnabla_nas models by duck typing: a MixedOp is anything with cand
 from nnabla_nas's modules work without importing nnabla_nas. Public API is used where
 nnabla_nas has one (``active_index``); the private attributes it lacks an API for are read
 and written here alone.
+
+The nnabla-nas 0.15.0 wheel on PyPI lacks one subpackage,
+``nnabla_nas.contrib.classification.ofa.networks``, which ``nnabla_nas/contrib/__init__.py``
+imports, so no SearchNet and not the Runner import from it. :func:`install_ofa_placeholder`
+(run by ``import nas_hw``) registers a placeholder under that name when, and only when, the
+real subpackage is missing: the other SearchNets and the Runner then import, and using OFA
+raises :class:`MissingOFAError` naming the missing module.
 """
 import contextlib
+import importlib.util
+import os
+import sys
+import types
+
+OFA_NETWORKS = "nnabla_nas.contrib.classification.ofa.networks"
+
+
+class MissingOFAError(ImportError):
+    """OFA was used with an nnabla_nas installation that lacks its networks subpackage."""
+
+
+class _MissingOFANetwork:
+    """Stands for ``ofa_mbv3``/``ofa_xception``/``ofa_resnet50``: any use raises."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def __getattr__(self, attr):
+        raise MissingOFAError(
+            f"{OFA_NETWORKS}.{self._name} is not installed: the nnabla-nas 0.15.0 wheel on PyPI lacks "
+            f"the subpackage {OFA_NETWORKS} (nas_hw put a placeholder there so the other SearchNets "
+            "import); install nnabla-nas from source for the OFA spaces")
+
+    def __repr__(self):
+        return f"<missing {OFA_NETWORKS}.{self._name}>"
+
+
+def ofa_networks_missing():
+    """True when nnabla_nas is installed without its OFA networks subpackage (the PyPI wheel)."""
+    spec = importlib.util.find_spec("nnabla_nas")  # the top-level package only: nothing is imported
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    root = list(spec.submodule_search_locations)[0]
+    path = os.path.join(root, *OFA_NETWORKS.split(".")[1:])
+    return not (os.path.isdir(path) or os.path.isfile(path + ".py"))
+
+
+def install_ofa_placeholder():
+    """Registers the OFA placeholder when the real subpackage is missing; returns whether it did.
+
+    Nothing changes where nnabla_nas is installed complete, or not at all."""
+    if OFA_NETWORKS in sys.modules or not ofa_networks_missing():
+        return False
+    module = types.ModuleType(OFA_NETWORKS)
+    module.__doc__ = "nas_hw's placeholder for a subpackage the nnabla-nas 0.15.0 wheel lacks."
+    for name in ("ofa_mbv3", "ofa_xception", "ofa_resnet50"):
+        setattr(module, name, _MissingOFANetwork(name))
+    sys.modules[OFA_NETWORKS] = module
+    return True
 
 
 def is_mixed_op(m):

@@ -1,0 +1,59 @@
+"""The one door to nnabla_nas (nas_hw/nnabla_nas_compat.py): the OFA placeholder and MixedOp access."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import nnabla as nn
+import numpy as np
+import pytest
+
+import nas_hw  # noqa: F401  (installs the placeholder)
+from nas_hw import nnabla_nas_compat as nnas
+from tests.conftest import REPO
+
+
+def test_the_real_search_nets_and_the_runner_import_from_the_wheel():
+    from nnabla_nas.contrib.classification import darts, fairnas, mobilenet, pnas, random_wired, zoph  # noqa: F401
+    from nnabla_nas.runner import DartsSearcher, FairNasSearcher, ProxylessNasSearcher, Trainer  # noqa: F401
+    assert nnas.ofa_networks_missing()
+    assert nnas.OFA_NETWORKS in sys.modules
+
+
+def test_ofa_fails_with_an_error_naming_the_missing_module():
+    import nnabla_nas.contrib as contrib
+    with pytest.raises(nnas.MissingOFAError, match=r"nnabla_nas\.contrib\.classification\.ofa\.networks"):
+        contrib.ofa_mbv3.SearchNet
+    assert issubclass(nnas.MissingOFAError, ImportError)
+
+
+def test_nothing_is_registered_where_nnabla_nas_is_complete(tmp_path):
+    """A complete nnabla_nas (here a fake one with the subpackage) gets no placeholder."""
+    pkg = tmp_path / "nnabla_nas" / "contrib" / "classification" / "ofa" / "networks"
+    pkg.mkdir(parents=True)
+    for d in [tmp_path / "nnabla_nas", pkg.parent.parent.parent, pkg.parent.parent, pkg.parent, pkg]:
+        (d / "__init__.py").write_text("")
+    script = textwrap.dedent("""
+        import sys
+        sys.path.insert(0, sys.argv[1])
+        from nas_hw import nnabla_nas_compat as c
+        print(c.ofa_networks_missing(), c.install_ofa_placeholder(), c.OFA_NETWORKS in sys.modules)
+    """)
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env=dict(os.environ, PYTHONPATH=str(tmp_path)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "False", "False"]
+
+
+def test_mixedop_access_prefers_the_public_api():
+    from nnabla_nas.module import Identity, MixedOp, ReLU
+    m = MixedOp([Identity(), ReLU()], mode="sample")
+    assert nnas.is_mixed_op(m) and nnas.mode(m) == "sample" and nnas.active_index(m) is None
+    m(nn.Variable((1, 2)))
+    assert nnas.active_index(m) == m.active_index in (0, 1)
+    with nnas.fixed_choices([m], [1]):
+        assert nnas.active_index(m) == 1
+        out = m(nn.Variable.from_numpy_array(np.array([[-1.0, 2.0]], dtype=np.float32)))
+        out.forward()
+        np.testing.assert_allclose(out.d, [[0.0, 2.0]])
+    assert nnas.mode(m) == "sample"  # restored
