@@ -24,3 +24,20 @@ def darts(mode="full", size=8, in_channels=3, **kw):
 
 
 SPACES = {"mobilenet": mobilenet, "darts": darts}
+
+
+def hand_table(net, seed=0, unit="u", metrics=("latency", "param_bytes")):
+    """A hand-made CandidateTable bound to ``net``'s choice points: random positive costs, no
+    measurement (for tests of code that only reads a table)."""
+    import numpy as np
+
+    from nas_hw.nas.choices import find_choice_points
+    from nas_hw.nas.table import CandidateTable
+
+    rng = np.random.RandomState(seed)
+    points = find_choice_points(net, require_shapes=False)
+    costs = {m: [list(rng.uniform(1.0, 50.0, cp.n_candidates)) for cp in points] for m in metrics}
+    fixed = {m: float(rng.uniform(5.0, 20.0)) for m in metrics}
+    table = CandidateTable(costs, fixed, [cp.group for cp in points], [cp.name for cp in points],
+                           [[type(c).__name__ for c in cp.candidates] for cp in points], unit=unit)
+    return table.bind(net)

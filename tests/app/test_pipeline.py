@@ -36,6 +36,32 @@ def test_pipeline_writes_report_arch_and_csv(algorithm, tmp_path):
     rows = list(csv.DictReader(open(out / "search_log.csv")))
     assert len(rows) == 1 and float(rows[0]["true_latency_ms"]) > 0
     assert os.path.isfile(tmp_path / "cache.sqlite")  # the cache is outside the run dir
+    # Regression: arch.json and report.json named different architectures without saying which
+    # is which. Each now says what it holds, and the report points at the budget checkpoint's.
+    assert "argmax" in report["derived"] and "retrained" in report["derived"]
+    assert "selected_by" in arch and "budget" in arch["selected_by"]
+    kept = report["budget_checkpoint"]
+    assert kept["file"] == "arch.json" and kept["choices"] == arch["choices"] and kept["epoch"] == arch["epoch"]
+
+
+def test_bug_run_search_closes_its_cache(tmp_path, monkeypatch):
+    """Regression: run_search never closed the latency cache (nor on a failure)."""
+    from nas_hw.app import pipeline
+    from nas_hw.measure.store import LatencyCache
+    opened = []
+
+    class Tracked(LatencyCache):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(pipeline, "LatencyCache", Tracked)
+    run_search(compose(TINY_OVERRIDES + ["retrain.epochs=0", f"cache.path={tmp_path / 'c.sqlite'}"]),
+               str(tmp_path / "ok"))
+    with pytest.raises(Exception):
+        run_search(compose(TINY_OVERRIDES + ["search.epochs=-1", f"cache.path={tmp_path / 'c.sqlite'}"]),
+                   str(tmp_path / "bad"))
+    assert len(opened) == 2 and all(c._conn is None for c in opened)
 
 
 def test_pipeline_resumes_a_stopped_run(tmp_path):

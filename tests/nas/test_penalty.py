@@ -4,19 +4,16 @@ import nnabla as nn
 import numpy as np
 import pytest
 
-from nas_hw import CandidateTable, LatencyCache, LatencyGraphEstimator, LatencyPenalty, MemoryPenalty
-from nas_hw.errors import GraphNotBuiltError
-from nas_hw.search.spaces import MobileNetSpace
-from tests.spaces_util import SPACES
+from nas_hw import LatencyPenalty, MemoryPenalty
+from tests.spaces_util import SPACES, hand_table
 
 LOSS = 1.7
 
 
-def make_table(space, mode="full", time_scale="u"):
+def make_table(space, mode="full"):
+    """The space's choice points with a hand-made table (in us): the penalty only reads tables."""
     net, _ = SPACES[space](mode=mode, **({"n_cells": 3} if space == "darts" else {}))
-    est = LatencyGraphEstimator(device_id=0, ext_name="cpu", n_run=3, n_warmup=1, time_scale=time_scale,
-                                cache=LatencyCache(":memory:"))
-    return net, CandidateTable.build(net, est, progress=False)
+    return net, hand_table(net, unit="u")
 
 
 def reference(table, alphas, mode, weight, target, a=0.2, b=0.3):
@@ -122,8 +119,23 @@ def test_invalid_settings_name_the_setting(kwargs, message):
         LatencyPenalty(table, **kwargs)
 
 
-def test_model_without_graph_is_refused():
-    net = MobileNetSpace(in_channels=3, stage_channels=(8,), stage_blocks=(1,), stage_strides=(1,))
-    est = LatencyGraphEstimator(device_id=0, ext_name="cpu", n_run=2, cache=LatencyCache(":memory:"))
-    with pytest.raises(GraphNotBuiltError):
-        CandidateTable.build(net, est, progress=False)
+def test_units_convert_once_when_the_penalty_is_built():
+    """A penalty in ms over a table in us: E and the target are in ms, the gradient scaled alike."""
+    _, table = make_table("mobilenet")
+    in_us = LatencyPenalty(table, weight=1.0)
+    in_ms = LatencyPenalty(table, weight=1.0, unit="m")
+    assert in_us.unit == "u" and in_ms.unit == "m"
+    assert in_ms.expected_value() == pytest.approx(in_us.expected_value() / 1000)
+    e = in_ms.expected_latency()
+    e.forward()
+    assert float(e.d) == pytest.approx(table.expected(unit="m"), rel=1e-5)
+
+
+def test_a_penalty_built_without_table_checks_its_settings_at_once_and_binds_later():
+    with pytest.raises(ValueError, match="weight=0 makes a 'linear' penalty a no-op"):
+        LatencyPenalty(weight=0)
+    pen = LatencyPenalty(weight=0.5, target=2.0, mode="hinge", unit="m")
+    with pytest.raises(RuntimeError, match="no candidate table yet"):
+        pen.expected_value()
+    _, table = make_table("darts")
+    assert pen.bind(table) is pen and pen.expected_value() == pytest.approx(table.expected(unit="m"))

@@ -4,7 +4,8 @@ import pytest
 
 from nas_hw import CandidateTable, LatencyCache, LatencyEstimator, LatencyGraphEstimator
 from nas_hw.nas.choices import find_choice_points
-from tests.spaces_util import SPACES
+from nas_hw.estimators.params import ParameterMemoryEstimator
+from tests.spaces_util import SPACES, hand_table
 
 FAST = dict(device_id=0, ext_name="cpu", n_run=3, n_warmup=1)
 
@@ -40,7 +41,7 @@ def test_measurements_are_distinct_signatures_and_zero_when_warm(tmp_path):
     for cp in find_choice_points(net):
         for cand in cp.candidates:
             sigs |= signatures_of(probe, lambda: probe.estimate_module(cand, cp.input_shapes))
-    from nas_hw.nas.table import fixed_choices
+    from nas_hw.nas.choices import fixed_choices
     points = find_choice_points(net)
     with fixed_choices(points, [0] * len(points)):
         sigs |= signatures_of(probe, lambda: probe.estimate_module(net, net.input_shapes))
@@ -52,7 +53,8 @@ def test_measurements_are_distinct_signatures_and_zero_when_warm(tmp_path):
 
 
 def test_queries_are_table_arithmetic():
-    net, _, table = build("darts", LatencyGraphEstimator, LatencyCache(":memory:"), mode="full", n_cells=3)
+    net, _ = SPACES["darts"](mode="full", n_cells=3)
+    table = hand_table(net)
     rng = np.random.RandomState(1)
     for a in table.alphas:
         a.d = rng.randn(*a.shape)
@@ -73,16 +75,31 @@ def test_queries_are_table_arithmetic():
         table.for_choices([0])
 
 
-def test_derived_network_param_bytes_match_table():
-    net, _, table = build("mobilenet", LatencyGraphEstimator, LatencyCache(":memory:"), mode="full")
-    choices = [1, 4, 0]
-    derived = net.derive(choices)
-    from nas_hw.nas.table import param_bytes
-    assert table.for_choices(choices, "param_bytes") == param_bytes(derived)
+@pytest.mark.parametrize("space", ["mobilenet"])
+def test_param_bytes_of_the_table_equal_the_memory_estimator_on_the_derived_network(space):
+    """The table's param_bytes (candidate sums + fixed part) against an independent count: the
+    parameter-memory estimator on the derived fixed network, for several architectures."""
+    net, _, table = build(space, LatencyGraphEstimator, LatencyCache(":memory:"), mode="full")
+    rng = np.random.RandomState(0)
+    estimator = ParameterMemoryEstimator(dtype="float32")
+    for _ in range(4):
+        choices = [int(rng.randint(len(names))) for names in net.candidate_names_per_group]
+        derived = net.derive(choices)
+        assert table.for_choices(choices, "param_bytes") == estimator.get_estimation(derived)
+
+
+def test_queries_in_another_unit():
+    net, _ = SPACES["mobilenet"](mode="full")
+    table = hand_table(net, unit="u")
+    assert table.argmax(unit="m") == pytest.approx(table.argmax() / 1000)
+    assert table.min(unit="n") == pytest.approx(table.min() * 1000)
+    with pytest.raises(ValueError, match="only latency has a time unit"):
+        table.expected("param_bytes", unit="m")
 
 
 def test_save_load_bind(tmp_path):
-    net, _, table = build("mobilenet", LatencyGraphEstimator, LatencyCache(":memory:"))
+    net, _ = SPACES["mobilenet"](mode="sample")
+    table = hand_table(net)
     path = tmp_path / "table.json"
     table.save(path)
     loaded = CandidateTable.load(path, net)
