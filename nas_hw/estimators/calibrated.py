@@ -14,9 +14,10 @@ from typing import Optional
 import nnabla as nn
 import numpy as np
 
-from ..checks import check_int, check_one_of, check_timing
+from ..checks import check_int, check_one_of
 from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
 from ..measure.store import open_cache
+from ..measure.timing import TimedSettings
 from .base import Estimator
 from .calibration import Calibration, fit_calibration
 from .layer import LayerEstimator
@@ -68,7 +69,7 @@ def raw_estimate(estimator, net, out, x):
     return float(raw), estimator.n_layers
 
 
-class Calibrator:
+class Calibrator(TimedSettings):
     """Fits, stores and reuses a :class:`Calibration` for one layer-based estimator.
 
     Args:
@@ -99,11 +100,8 @@ class Calibrator:
                             f"got {type(estimator).__name__}")
         check_one_of("stat", stat, STATS)
         check_int("max_points", max_points, low=1)
-        check_timing(n_run, n_warmup, max_measure_execution_time)
+        self._init_timing(n_run, n_warmup, max_measure_execution_time, 0.0, estimator.time_scale)
         self.estimator = estimator
-        self.n_run = n_run
-        self.n_warmup = n_warmup
-        self.max_measure_execution_time = max_measure_execution_time
         self.stat = stat
         self.max_points = max_points
         self.cache = estimator.cache if cache is None else open_cache(cache)
