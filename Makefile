@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := test,nnabla-nas,examples
+EXTRAS := test,nnabla-nas,examples,sweep
 
 .PHONY: test search venv bench clean
 

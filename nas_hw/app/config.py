@@ -59,10 +59,13 @@ class LatencyConfig:
 class TableConfig:
     """The candidate table: the deployment input shape (N, C, H, W) of every latency
     (``None``: batch 1 at the data's image shape) and its calibration on at most
-    ``calibration_points`` whole-network measurements."""
+    ``calibration_points`` whole-network measurements. ``stored``: read the table (and the
+    calibration) that ``nas-hw profile`` stored and measure nothing in this job."""
     input_shape: Optional[List[int]] = None
     calibrate: bool = False
     calibration_points: int = 5
+    stored: bool = False
+    fingerprint: Optional[str] = None
 
 
 @dataclass

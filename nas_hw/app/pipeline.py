@@ -29,7 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import ConfigInputError
+from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import config_error_line
 from ..estimators.calibrated import Calibrator
 from ..measure.store import LatencyCache
@@ -151,14 +151,49 @@ def setup(cfg):
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
     cache = LatencyCache(cfg.cache.path)
+    kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
+                  cache=cache, batch_size=shape[0])
     try:
-        estimator = _call(make_estimator, "estimator", device_id=device.device_id,
-                          ext_name=device.ext_name, type_config=device.type_config, cache=cache,
-                          batch_size=shape[0])
+        estimator = _call(make_estimator, "estimator", **kwargs)
+        if cfg.table.stored:  # read what `nas-hw profile` stored, offline: nothing can be measured
+            with nn.context_scope(device.context):
+                key = CandidateTable.key_of(model, estimator, shape)
+            fingerprint = stored_fingerprint(cache, key, estimator.fingerprint_key, cfg.table.fingerprint)
+            estimator = _call(make_estimator, "estimator", fingerprint=fingerprint, **kwargs)
     except BaseException:
         cache.close()
         raise
     return Setup(device, dataset, model, shape, cache, estimator)
+
+
+def stored_fingerprint(cache, key, own, wanted=None):
+    """The fingerprint whose stored table ``key`` a ``table.stored`` job reads: ``wanted`` when
+    given; else this device's own when it has the table; else the one device that has it (a
+    parallel job may run with other thread settings than the profile, e.g. joblib sets
+    OMP_NUM_THREADS=1: the table describes the profiled device, not the job).
+
+    Raises:
+        MissingMeasurementsError: no stored table (run ``nas-hw profile`` first), or several
+            devices have one and ``table.fingerprint`` does not say which.
+    """
+    have = cache.blob_fingerprints(TABLE_BLOB, key)
+    if wanted is not None:
+        if wanted not in have:
+            raise MissingMeasurementsError(
+                f"table.fingerprint={wanted!r} has no stored candidate table {key} in {cache.path!r} "
+                f"(devices that have one: {have}): run `nas-hw profile` on that device first")
+        return wanted
+    if own in have:
+        return own
+    if len(have) == 1:
+        logger.info("table.stored: reading the table profiled on %s (this job's device key is %s)", have[0], own)
+        return have[0]
+    if not have:
+        raise MissingMeasurementsError(
+            f"table.stored=true but {cache.path!r} holds no candidate table {key} for this space and input "
+            "shape: run `nas-hw profile` with the same space, data, table, estimator and device settings first")
+    raise MissingMeasurementsError(f"table.stored=true: several devices have candidate table {key}: {have}; "
+                                   "name one with table.fingerprint=...")
 
 
 def _call(factory, group, **kwargs):
@@ -180,6 +215,22 @@ def build_table(s, progress=True):
     return table
 
 
+def load_stored_table(s):
+    """The table ``nas-hw profile`` stored for this space, shape, device and estimator, bound to
+    ``s.model``; nothing is measured.
+
+    Raises:
+        MissingMeasurementsError: no such table in the cache (run ``nas-hw profile`` first).
+    """
+    with nn.context_scope(s.device.context):
+        key = CandidateTable.key_of(s.model, s.estimator, s.deploy_shape)
+    payload = s.cache.get_blob(s.estimator.fingerprint_key, TABLE_BLOB, key)
+    if payload is None:  # setup() chose a fingerprint that has it: only a concurrent clear gets here
+        raise MissingMeasurementsError(f"candidate table {key} vanished from {s.cache.path!r}")
+    payload = {k: v for k, v in payload.items() if k != "estimator"}
+    return CandidateTable.from_dict(payload).bind(s.model)
+
+
 def make_calibrator(s, cfg):
     """The :class:`~nas_hw.estimators.calibrated.Calibrator` of ``table.calibrate`` (``None``
     when off), its settings checked before anything is measured."""
@@ -194,9 +245,18 @@ def make_calibrator(s, cfg):
 
 
 def calibrate_table(s, table, calibrator, cfg):
-    """The table calibrated on ``table.calibration_points`` subnetworks, and the calibration."""
-    calibration = calibrator.calibrate_space(s.model, s.deploy_shape, n_points=cfg.table.calibration_points,
-                                             seed=int(cfg.seed))
+    """The table calibrated on ``table.calibration_points`` subnetworks, and the calibration.
+    With ``table.stored`` the calibration must be in the cache already (``nas-hw profile
+    table.calibrate=true`` stores it): nothing is measured."""
+    if cfg.table.stored:
+        calibration = calibrator.stored_for_space(s.model, s.deploy_shape)
+        if calibration is None:
+            raise MissingMeasurementsError(
+                f"table.stored=true and table.calibrate=true but {s.cache.path!r} holds no calibration for "
+                "this space and device: run `nas-hw profile table.calibrate=true` with the same settings first")
+    else:
+        calibration = calibrator.calibrate_space(s.model, s.deploy_shape, n_points=cfg.table.calibration_points,
+                                                 seed=int(cfg.seed))
     logger.info("calibrated latencies (%d whole-network measurement(s), %s): scale %.4g, per layer "
                 "%.4g %ss, const %.4g %ss", calibrator.n_measurements,
                 "measured now" if calibrator.n_measurements else "reused from the cache",
@@ -226,10 +286,11 @@ def plan_search(cfg, output_dir):
         ConfigInputError: a value an object refused (one line naming the config group).
     """
     os.makedirs(output_dir, exist_ok=True)
+    callbacks = build_callbacks(cfg.callbacks)
+    check_nothing_measured(cfg, callbacks)
     s = setup(cfg)
     try:
         penalty = None if cfg.latency is None else build(cfg.latency, "latency")
-        callbacks = build_callbacks(cfg.callbacks)
         retrainer = None if cfg.retrain is None else build(cfg.retrain, "retrain")
         make_searcher = build(cfg.search, "search")
         searcher = _call(make_searcher, "search", model=s.model, dataset=s.dataset, penalty=penalty,
@@ -241,6 +302,18 @@ def plan_search(cfg, output_dir):
         s.cache.close()
         raise
     return SearchPlan(cfg, s, penalty, callbacks, retrainer, searcher, calibrator, output_dir)
+
+
+def check_nothing_measured(cfg, callbacks):
+    """With ``table.stored`` a job measures nothing on the device (parallel sweep jobs would
+    time layers while other jobs train): a callback that would measure is refused."""
+    if not cfg.table.stored:
+        return
+    for name, cb in callbacks.named:
+        if getattr(cb, "measures_on_device", False):
+            raise ConfigInputError(
+                f"callbacks.{name} measures latency on the device, but table.stored=true runs a job that "
+                f"measures nothing: use callbacks=sweep or set callbacks.{name}.measure_true_latency=false")
 
 
 def run_search(cfg, output_dir):
@@ -270,9 +343,10 @@ def _search(plan, started):
                 len(dataset.train), len(dataset.valid), len(dataset.test),
                 tuple(dataset.input_shape), dataset.n_classes)
     table_start = time.perf_counter()
-    raw_table = build_table(s, progress)
+    raw_table = load_stored_table(s) if cfg.table.stored else build_table(s, progress)
     table_time_s = time.perf_counter() - table_start
-    logger.info("candidate table built in %.1f s (cache %s)", table_time_s, s.cache.path)
+    logger.info("candidate table %s in %.1f s (cache %s)", "read" if cfg.table.stored else "built",
+                table_time_s, s.cache.path)
     table, calibration = raw_table, None
     if plan.calibrator is not None:
         table, calibration = calibrate_table(s, raw_table, plan.calibrator, cfg)
@@ -283,9 +357,11 @@ def _search(plan, started):
     search_time_s = time.perf_counter() - search_start
 
     arch = searcher.describe_architecture(choices)
-    true_latency_ms = measure_network_latency_ms(model.derive(choices), s.deploy_shape,
-                                                 s.device.ext_name, s.device.device_id,
-                                                 n_run=int(s.estimator.n_run))
+    true_latency_ms = None  # a job reading a stored table measures nothing: the sweep re-measures
+    if not cfg.table.stored:
+        true_latency_ms = measure_network_latency_ms(model.derive(choices), s.deploy_shape,
+                                                     s.device.ext_name, s.device.device_id,
+                                                     n_run=int(s.estimator.n_run))
     retrain_start = time.perf_counter()
     retrained = None
     retrainer, penalty = plan.retrainer, plan.penalty
@@ -311,6 +387,8 @@ def _search(plan, started):
         "estimated_latency_raw_ms": raw_table.for_choices(choices, unit="m"),
         "calibration": None if calibration is None else calibration.to_dict(),
         "true_latency_ms": true_latency_ms,
+        "table_stored": bool(cfg.table.stored),
+        "table_fingerprint": raw_table.fingerprint,
         "param_bytes": arch.get("param_bytes"),
         "flops": arch.get("flops"),
         "search_valid_acc": last.get("valid_acc"),
@@ -327,9 +405,9 @@ def _search(plan, started):
     }
     with open(os.path.join(plan.output_dir, REPORT_FILE), "w") as f:
         json.dump(report, f, indent=2)
-    logger.info("derived %s: estimated %.4f ms, measured %.4f ms, test acc %s",
+    logger.info("derived %s: estimated %.4f ms, measured %s ms, test acc %s",
                 report["candidates"] or choices, report["estimated_latency_ms"],
-                true_latency_ms, report["test_acc"])
+                "(not in this job)" if true_latency_ms is None else f"{true_latency_ms:.4f}", report["test_acc"])
     return report
 
 

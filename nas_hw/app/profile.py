@@ -25,7 +25,7 @@ from ..constants import TIME_UNITS
 from ..errors import ConfigInputError, NasHwError
 from .config import validate
 from .entry import TaskError, fail, run_hydra_app
-from .pipeline import TABLE_BLOB, build_table, setup
+from .pipeline import TABLE_BLOB, build_table, calibrate_table, make_calibrator, setup
 
 
 @dataclass
@@ -39,6 +39,7 @@ class ProfileResult:
         cache_path: the cache the table and measurements are stored in.
         input_shape: the shape the table is for.
         space: the space's class name.
+        calibration: the calibration stored with ``table.calibrate=true``, else ``None``.
     """
 
     table: object
@@ -47,6 +48,7 @@ class ProfileResult:
     cache_path: str
     input_shape: tuple
     space: str
+    calibration: object = None
 
     def summary(self):
         """The summary lines printed by ``nas-hw profile``."""
@@ -62,7 +64,10 @@ class ProfileResult:
             f"fixed latency (outside the choice points): {t.fixed['latency']:.4f} {u}",
             f"subnetwork latency: min {t.min():.4f} {u}, max {t.max():.4f} {u}",
             f"stored in cache {self.cache_path} as {TABLE_BLOB}/{t.space_key}",
-        ])
+        ] + ([] if self.calibration is None else [
+            f"calibration: scale {self.calibration.scale:.4g}, per layer {self.calibration.per_layer:.4g} {u}, "
+            f"const {self.calibration.const:.4g} {u} ({self.calibration.n_points} networks), stored as "
+            f"calibration/{self.calibration.name}"]))
 
 
 def profile(cfg, progress=None):
@@ -76,11 +81,18 @@ def profile(cfg, progress=None):
         ProfileResult.
     """
     progress = bool(cfg.progress) if progress is None else bool(progress)
+    if cfg.table.stored:
+        raise ConfigInputError("table.stored=true reads what nas-hw profile stores: profile measures, "
+                               "leave table.stored false here")
     s = setup(cfg)
     try:
+        calibrator = make_calibrator(s, cfg)
         table = build_table(s, progress)
+        calibration = None
+        if calibrator is not None:
+            _, calibration = calibrate_table(s, table, calibrator, cfg)
         return ProfileResult(table, s.cache.measurements, s.cache.hits, s.cache.path, s.deploy_shape,
-                             type(s.model).__name__)
+                             type(s.model).__name__, calibration)
     finally:
         s.cache.close()
 

@@ -202,6 +202,11 @@ class Calibrator(TimedSettings):
             points.append((raw, n, self.measure_true(out)))
         return self._fit_and_store(points, key)
 
+    def stored_for_space(self, space, input_shape):
+        """The calibration stored for ``space`` at ``input_shape`` on this device, or ``None``
+        (nothing is measured)."""
+        return self.load(self.cache_name(space_id(space), input_shape))
+
     def calibrate_space(self, space, input_shape, n_points=5, seed=0, exclude=(), refresh=False):
         """Calibrates on ``n_points`` random fixed subnetworks of ``space``.
 

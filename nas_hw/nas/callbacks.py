@@ -148,6 +148,7 @@ class LatencyMonitor(Callback):
     def __init__(self, every_n_arch_steps=20, measure_true_latency=True, n_run=20):
         self.every_n_arch_steps = check_int("every_n_arch_steps", every_n_arch_steps, low=1)
         self.measure_true_latency = bool(measure_true_latency)
+        self.measures_on_device = self.measure_true_latency
         self.n_run = check_int("n_run", n_run, low=1)
         self.history = []
 

@@ -40,6 +40,29 @@ def _complete(estimator, value, what):
     return value
 
 
+def _prepare(model, estimator, input_shape):
+    """Checks the estimator, builds the model's graph at ``input_shape`` (every choice point on its
+    first candidate) and returns ``(choice points, the model's input shapes)``."""
+    if not isinstance(estimator, LayerEstimator):
+        raise TypeError(f"estimator must be a nas_hw layer-based latency estimator (LatencyGraphEstimator "
+                        f"or LatencyEstimator), got {type(estimator).__name__}")
+    points = find_choice_points(model, require_shapes=input_shape is None)
+    if not points:
+        raise ValueError(f"{type(model).__name__} has no choice points (MixedOps) to tabulate")
+    if input_shape is not None:
+        input_shape = tuple(int(d) for d in input_shape)
+        if input_shape[0] != estimator.batch_size:
+            # the estimator measures at its own batch_size; silently measuring another batch than
+            # the one asked for would give a table for the wrong deployment
+            raise ValueError(f"input_shape batch {input_shape[0]} differs from the estimator's "
+                             f"batch_size={estimator.batch_size}: build the estimator with "
+                             f"batch_size={input_shape[0]}")
+        with fixed_choices(points, [0] * len(points)), nn.auto_forward(False):
+            model(nn.Variable(input_shape, need_grad=False))
+        points = find_choice_points(model)
+    return points, [tuple(s) for s in model.input_shapes]
+
+
 def _softmax(a):
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     e = np.exp(a - a.max())
@@ -105,24 +128,7 @@ class CandidateTable:
         Raises:
             GraphNotBuiltError: no input shape given and the graph was never built.
         """
-        if not isinstance(estimator, LayerEstimator):
-            raise TypeError(f"estimator must be a nas_hw layer-based latency estimator (LatencyGraphEstimator "
-                            f"or LatencyEstimator), got {type(estimator).__name__}")
-        points = find_choice_points(model, require_shapes=input_shape is None)
-        if not points:
-            raise ValueError(f"{type(model).__name__} has no choice points (MixedOps) to tabulate")
-        if input_shape is not None:
-            input_shape = tuple(int(d) for d in input_shape)
-            if input_shape[0] != estimator.batch_size:
-                # the estimator measures at its own batch_size; silently measuring another batch
-                # than the one asked for would give a table for the wrong deployment
-                raise ValueError(f"input_shape batch {input_shape[0]} differs from the estimator's "
-                                 f"batch_size={estimator.batch_size}: build the estimator with "
-                                 f"batch_size={input_shape[0]}")
-            with fixed_choices(points, [0] * len(points)), nn.auto_forward(False):
-                model(nn.Variable(input_shape, need_grad=False))
-            points = find_choice_points(model)
-        net_shapes = [tuple(s) for s in model.input_shapes]
+        points, net_shapes = _prepare(model, estimator, input_shape)
         n_total = sum(cp.n_candidates for cp in points) + 1
         lat, pbytes, nlayers = [], [], []
         bar = tqdm(total=n_total, desc="candidate table", disable=not progress, leave=False)
@@ -158,6 +164,13 @@ class CandidateTable:
                     input_shape=net_shapes[0] if net_shapes else None)
         table._bind_points(points)
         return table
+
+    @classmethod
+    def key_of(cls, model, estimator, input_shape=None):
+        """The ``space_key`` a table of ``model`` built with ``estimator`` at ``input_shape`` gets
+        (what ``nas-hw profile`` stores it under); builds the graph, measures nothing."""
+        points, net_shapes = _prepare(model, estimator, input_shape)
+        return space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__)
 
     # -- binding to a live model ----------------------------------------------------------
     def bind(self, model):

@@ -385,4 +385,10 @@ class LatencyCache:
                                 (fingerprint, kind, name)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def blob_fingerprints(self, kind, name):
+        """The fingerprints that hold a document ``kind/name``, sorted."""
+        rows = self.conn.execute("SELECT fingerprint FROM blobs WHERE kind=? AND name=? ORDER BY fingerprint",
+                                 (kind, name)).fetchall()
+        return [r[0] for r in rows]
+
 
