@@ -1,5 +1,6 @@
 """``nas-hw profile``: candidate table of a configured space, stored in the cache, warm reruns."""
 import json
+import os
 
 import pytest
 
@@ -132,3 +133,12 @@ def test_bug_profile_and_search_measure_under_one_fingerprint_with_half(tmp_path
         assert p.setup.estimator.type_config == "half"
     finally:
         p.setup.cache.close()
+
+
+def test_profile_writes_nothing_into_the_working_directory(tmp_path, capsys, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, out, err = _run(TINY + [f"cache.path={tmp_path / 'c.sqlite'}"], capsys)
+    assert code == 0, err
+    assert os.listdir(work) == []  # no profile.log, no .hydra/, no outputs/
