@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := test,nnabla-nas,examples
 
-.PHONY: test search venv bench clean
+.PHONY: test smoke search venv bench clean
 
 venv: $(STAMP)
 
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml tools/find_python.sh
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# What `pip install` gives a user: the sdist and wheel built from the tree, the wheel installed
+# into a fresh virtual environment outside the checkout, the four nas-hw commands run there.
+smoke: $(STAMP)
+	tools/wheel_smoke.sh
 
 # The hardware-aware search (latency.weight=0.1 by default), with the accuracy-only reference
 # beside its result (run once per device and settings, then read from the cache).
