@@ -18,7 +18,13 @@ once per device and settings and reused by every later run:
   how to get one, so a plain ``nas-hw search`` never runs a second search by itself;
 * ``reference.mode=off`` skips it.
 
-``report.json`` gets a ``reference`` entry (``None`` when there is none).
+The measured latencies in the summary are not the ones each run took at its own end (a cached
+reference was measured at another time, maybe under another load): both derived networks are
+built again and timed now, side by side, interleaved, :data:`ROUNDS` rounds of
+``estimator.n_run`` runs each, the median of the rounds (:func:`measure_side_by_side`).
+
+``report.json`` gets a ``reference`` entry (``None`` when there is none) with those
+side-by-side numbers under ``side_by_side``.
 """
 import copy
 import datetime
@@ -26,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import statistics
 
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
@@ -48,6 +55,8 @@ KEPT_CALLBACKS = ("nas_hw.nas.callbacks.CSVLogger", "nas_hw.nas.monitors.TensorB
 #: The numbers a reference keeps (from its run's report).
 FIELDS = ("choices", "candidates", "estimated_latency_ms", "true_latency_ms", "search_valid_acc",
           "valid_acc", "test_acc", "param_bytes", "flops")
+#: Interleaved rounds of the side-by-side measurement.
+ROUNDS = 5
 
 
 def reference_mode(cfg):
@@ -157,6 +166,46 @@ def find_reference(cfg, report, output_dir, run_search):
     return dict(entry, source="run now", key=key)
 
 
+def measure_side_by_side(cfg, choices, rounds=ROUNDS):
+    """Measured latency (ms) of the derived networks of ``choices`` (a list of choice lists),
+    timed now, interleaved: ``rounds`` rounds, each timing every network once with
+    ``estimator.n_run`` runs, and the median of the rounds per network.
+
+    Returns:
+        dict: ``latency_ms`` (one per network), ``rounds``, ``n_run``, ``load_avg_1min``.
+    """
+    import nnabla as nn
+
+    from ..search.derive import measure_network_latency_ms
+    from .pipeline import setup  # pipeline imports this module
+
+    s = setup(cfg)
+    try:
+        nets = [s.model.derive(list(c)) for c in choices]
+        n_run = int(cfg.estimator.n_run)
+        samples = [[] for _ in nets]
+        with nn.context_scope(s.device.context):
+            for _ in range(rounds):
+                for net, out in zip(nets, samples):
+                    out.append(measure_network_latency_ms(net, s.deploy_shape, s.device.ext_name,
+                                                          s.device.device_id, n_run=n_run))
+    finally:
+        s.cache.close()
+    return {"latency_ms": [statistics.median(x) for x in samples], "rounds": rounds, "n_run": n_run,
+            "load_avg_1min": round(os.getloadavg()[0], 2)}
+
+
+def compare(cfg, report, reference, measure=measure_side_by_side):
+    """``reference`` with ``side_by_side``: this run's and the reference's derived networks
+    measured now, interleaved (see :func:`measure_side_by_side`); unchanged for a reference that
+    is this run itself."""
+    if reference is None or reference.get("source") == "this run":
+        return reference
+    timed = measure(cfg, [report["choices"], reference["choices"]])
+    this_ms, reference_ms = timed.pop("latency_ms")
+    return dict(reference, side_by_side=dict(timed, this_ms=this_ms, reference_ms=reference_ms))
+
+
 def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
@@ -181,12 +230,18 @@ def summary(cfg, report):
     rows = [(penalty_label(cfg), report)]
     if ref is not None and ref.get("source") != "this run":
         rows.append(("accuracy-only reference (latency=none)", ref))
+    side = (ref or {}).get("side_by_side")
+    measured = [report.get("true_latency_ms")] if side is None else [side["this_ms"], side["reference_ms"]]
     head = ("", "estimated_ms", "measured_ms", "search_valid_acc", "test_acc")
-    body = [(label, _fmt(r.get("estimated_latency_ms"), ".4f"), _fmt(r.get("true_latency_ms"), ".4f"),
-             _fmt(r.get("search_valid_acc"), ".4f"), _fmt(r.get("test_acc"), ".4f")) for label, r in rows]
+    body = [(label, _fmt(r.get("estimated_latency_ms"), ".4f"), _fmt(m, ".4f"),
+             _fmt(r.get("search_valid_acc"), ".4f"), _fmt(r.get("test_acc"), ".4f"))
+            for (label, r), m in zip(rows, measured)]
     widths = [max(len(row[i]) for row in [head] + body) for i in range(len(head))]
+    how = ("measured = whole network (Profiler) at the end of the run" if side is None else
+           f"measured = both whole networks timed now, interleaved, median of {side['rounds']} rounds "
+           f"of {side['n_run']} runs (load {side['load_avg_1min']})")
     lines = [f"derived network on {report['ext_name']} at input {shape} ({report['algorithm']}, "
-             f"{report['data']}); estimated = candidate table, measured = whole network (Profiler):"]
+             f"{report['data']}); estimated = candidate table, {how}:"]
     for row in [head] + body:
         lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                       for i, (c, w) in enumerate(zip(row, widths))).rstrip())
@@ -199,24 +254,33 @@ def summary(cfg, report):
     if ref.get("source") == "this run":
         lines.append(f"  stored as the accuracy-only reference of these settings (key {ref['key']})")
         return "\n".join(lines)
-    trade = [f"{what} latency {report[key] / ref[key]:.2f}x the reference's"
-             for what, key in (("estimated", "estimated_latency_ms"), ("measured", "true_latency_ms"))
-             if report.get(key) and ref.get(key)]
+    trade = []
+    if report.get("estimated_latency_ms") and ref.get("estimated_latency_ms"):
+        trade.append(f"estimated latency {report['estimated_latency_ms'] / ref['estimated_latency_ms']:.2f}x "
+                     "the reference's")
+    if side is not None and side["reference_ms"] > 0:
+        trade.append(f"measured latency {side['this_ms'] / side['reference_ms']:.2f}x the reference's")
     for name in ("test_acc", "search_valid_acc"):
         if report.get(name) is not None and ref.get(name) is not None:
             trade.append(f"{name.replace('_', ' ')} {100 * (report[name] - ref[name]):+.2f} points")
             break
     if trade:
         lines.append("  trade-off: " + ", ".join(trade))
-    lines.append(f"  reference: {ref['source']}, from {ref['run_dir']} (finished {ref['finished']}, "
-                 f"load {ref['load_avg_1min']}); this run's load {os.getloadavg()[0]:.2f}")
+    lines.append(f"  reference: {ref['source']}, from {ref['run_dir']} (finished {ref['finished']})")
     return "\n".join(lines)
 
 
-def finish_run(cfg, output_dir, report, run_search, report_file="report.json"):
+def finish_run(cfg, output_dir, report, run_search, report_file="report.json", measure=measure_side_by_side):
     """Adds the accuracy-only reference to ``report`` (see the module docstring), rewrites
-    ``report_file`` in ``output_dir`` and logs the summary. Returns the report."""
-    report["reference"] = find_reference(cfg, report, output_dir, run_search)
+    ``report_file`` in ``output_dir`` and logs the summary. Returns the report.
+
+    Args:
+        cfg, output_dir, report: the run's config, directory and report.
+        run_search: ``(cfg, output_dir) -> report``, runs the reference when needed.
+        report_file: the report's file name in ``output_dir``.
+        measure: the side-by-side measurement (:func:`measure_side_by_side`; tests pass a fake).
+    """
+    report["reference"] = compare(cfg, report, find_reference(cfg, report, output_dir, run_search), measure)
     with open(os.path.join(output_dir, report_file), "w") as f:
         json.dump(report, f, indent=2)
     logger.info("%s", summary(cfg, report))

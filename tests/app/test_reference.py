@@ -23,6 +23,12 @@ def fake_report(latency_ms, test_acc, **extra):
     return report
 
 
+def fake_measure(cfg, choices):
+    """The side-by-side seam: this run 1.0 ms, the reference 2.0 ms."""
+    assert len(choices) == 2
+    return {"latency_ms": [1.0, 2.0], "rounds": 5, "n_run": 20, "load_avg_1min": 0.5}
+
+
 class FakeSearch:
     """The ``run_search`` seam: counts the reference runs and returns a made-up report."""
 
@@ -75,21 +81,24 @@ def test_auto_runs_the_reference_once_then_reuses_it(tmp_path, caplog):
     run1 = tmp_path / "run1"
     run1.mkdir()
     with caplog.at_level(logging.INFO, logger="nas_hw.app.reference"):
-        report = ref.finish_run(cfg, str(run1), fake_report(1.0, 0.98), search)
+        report = ref.finish_run(cfg, str(run1), fake_report(1.0, 0.98), search, measure=fake_measure)
     assert len(search.calls) == 1
     ref_cfg, ref_dir = search.calls[0]
     assert ref_cfg.latency is None and ref_dir == str(run1 / "reference")
     entry = report["reference"]
     assert entry["source"] == "run now" and entry["true_latency_ms"] == 2.0 and entry["test_acc"] == 0.99
+    assert entry["side_by_side"] == {"this_ms": 1.0, "reference_ms": 2.0, "rounds": 5, "n_run": 20,
+                                     "load_avg_1min": 0.5}
     assert json.loads((run1 / "report.json").read_text())["reference"] == entry
     text = caplog.text
     assert "hardware-aware (latency.weight=0.1)" in text and "accuracy-only reference (latency=none)" in text
     assert ("estimated latency 0.50x the reference's, measured latency 0.50x the reference's, "
             "test acc -1.00 points") in text
+    assert "both whole networks timed now, interleaved, median of 5 rounds of 20 runs" in text
 
     run2 = tmp_path / "run2"
     run2.mkdir()
-    report = ref.finish_run(cfg, str(run2), fake_report(1.5, 0.97), search)
+    report = ref.finish_run(cfg, str(run2), fake_report(1.5, 0.97), search, measure=fake_measure)
     assert len(search.calls) == 1  # reused from the cache
     assert report["reference"]["source"] == "cached"
     assert report["reference"]["run_dir"] == str(run1 / "reference")
@@ -99,7 +108,7 @@ def test_cached_mode_never_runs_one_and_says_how_to_get_it(tmp_path, caplog):
     cfg = compose([f"cache.path={tmp_path / 'c.sqlite'}"])  # the default mode: cached
     search = FakeSearch()
     with caplog.at_level(logging.INFO, logger="nas_hw.app.reference"):
-        report = ref.finish_run(cfg, str(tmp_path), fake_report(1.0, 0.98), search)
+        report = ref.finish_run(cfg, str(tmp_path), fake_report(1.0, 0.98), search, measure=fake_measure)
     assert search.calls == [] and report["reference"] is None
     assert "add reference.mode=auto" in caplog.text and "latency=none" in caplog.text
 
@@ -111,14 +120,16 @@ def test_an_accuracy_only_run_is_stored_as_the_reference(tmp_path):
     (tmp_path / "b").mkdir()
     own = ref.finish_run(compose(["latency=none", cache]), str(tmp_path / "a"), fake_report(3.0, 0.995), search)
     assert own["reference"]["source"] == "this run"
-    report = ref.finish_run(compose([cache]), str(tmp_path / "b"), fake_report(1.0, 0.98), search)
+    report = ref.finish_run(compose([cache]), str(tmp_path / "b"), fake_report(1.0, 0.98), search,
+                            measure=fake_measure)
     assert search.calls == []
     assert report["reference"]["source"] == "cached" and report["reference"]["true_latency_ms"] == 3.0
 
 
 def test_off_writes_no_reference(tmp_path):
     search = FakeSearch()
-    report = ref.finish_run(compose(["reference.mode=off"]), str(tmp_path), fake_report(1.0, 0.98), search)
+    report = ref.finish_run(compose(["reference.mode=off"]), str(tmp_path), fake_report(1.0, 0.98), search,
+                            measure=fake_measure)
     assert report["reference"] is None and search.calls == []
 
 
@@ -133,6 +144,9 @@ def test_the_pipeline_runs_the_reference_once_and_stores_it(tmp_path):
     assert own["latency_weight"] is None and own["reference"] is None
     assert entry["true_latency_ms"] == own["true_latency_ms"] > 0
     assert entry["choices"] == own["choices"]
+    side = entry["side_by_side"]  # both derived networks timed again, interleaved
+    assert side["this_ms"] > 0 and side["reference_ms"] > 0 and side["rounds"] == ref.ROUNDS
+    assert side["n_run"] == 2  # estimator.n_run of the tiny settings
     assert os.listdir(tmp_path / "a" / "reference" / "tensorboard")  # its curves too
     second = run_search(compose(overrides), str(tmp_path / "b"))
     assert second["reference"]["source"] == "cached"
