@@ -113,5 +113,5 @@ step "nas-hw cache ls / export / import" cache
 step "an error is one line" one_line_error
 step "pip install <checkout> (pip builds it from the tree)" pip_install_tree
 
-echo "wheel smoke: $passed passed, $failed failed"
+echo "smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -34,12 +34,14 @@ import logging
 import os
 import statistics
 
+import nnabla as nn
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
 from ..checks import check_one_of
 from ..errors import ConfigInputError
 from ..measure.store import LatencyCache
+from ..estimators.network import Profiler
 
 logger = logging.getLogger(__name__)
 
@@ -174,21 +176,23 @@ def measure_side_by_side(cfg, choices, rounds=ROUNDS):
     Returns:
         dict: ``latency_ms`` (one per network), ``rounds``, ``n_run``, ``load_avg_1min``.
     """
-    import nnabla as nn
-
-    from ..search.derive import measure_network_latency_ms
     from .pipeline import setup  # pipeline imports this module
 
     s = setup(cfg)
+    n_run = int(cfg.estimator.n_run)
     try:
-        nets = [s.model.derive(list(c)) for c in choices]
-        n_run = int(cfg.estimator.n_run)
-        samples = [[] for _ in nets]
         with nn.context_scope(s.device.context):
+            outputs = []
+            for c in choices:  # each graph built once, timed in every round
+                net = s.model.derive(list(c))
+                net.apply(training=False)
+                outputs.append(net(nn.Variable(tuple(s.deploy_shape))))
+            samples = [[] for _ in outputs]
             for _ in range(rounds):
-                for net, out in zip(nets, samples):
-                    out.append(measure_network_latency_ms(net, s.deploy_shape, s.device.ext_name,
-                                                          s.device.device_id, n_run=n_run))
+                for out, times in zip(outputs, samples):
+                    profiler = Profiler(out, device_id=s.device.device_id, ext_name=s.device.ext_name,
+                                        n_run=n_run, n_warmup=3, per_function=False)
+                    times.append(float(profiler.run()["forward_all"]))
     finally:
         s.cache.close()
     return {"latency_ms": [statistics.median(x) for x in samples], "rounds": rounds, "n_run": n_run,
