@@ -80,7 +80,7 @@ report_function() {
 }
 profile() {
     "$bin/nas-hw" profile "${tiny[@]}" table.input_shape=[1,1,8,8] > profile.txt &&
-        has profile.txt 'candidate table of MobileNetSpace'
+        has profile.txt 'candidate table of MobileNetSpace' && test ! -e profile.log
 }
 search() {
     "$bin/nas-hw" search "${tiny[@]}" search.epochs=1 search.warmup_epochs=0 search.max_batches=2 \
