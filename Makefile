@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EXTRAS := test,nnabla-nas,examples,sweep
 
-.PHONY: test search venv bench clean
+.PHONY: test smoke search venv bench clean
 
 venv: $(STAMP)
 
-# Reinstalls only when the package metadata changed (editable install: code edits need nothing).
-$(STAMP): setup.cfg pyproject.toml tools/find_python.sh
+# Reinstalls only when the package metadata (pyproject.toml) changed (editable install: code edits need nothing).
+$(STAMP): pyproject.toml tools/find_python.sh
 	@interp=$$(tools/find_python.sh) || exit 1; \
 	if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(0 if (3,8) <= sys.version_info[:2] <= (3,10) else 1)'; then \
 		echo "creating $(VENV) with $$interp"; rm -rf $(VENV); $$interp -m venv $(VENV) || exit 1; \
@@ -22,8 +22,15 @@ $(STAMP): setup.cfg pyproject.toml tools/find_python.sh
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# What `pip install` gives a user: the sdist and wheel built from the tree, the wheel installed
+# into a fresh virtual environment outside the checkout, the four nas-hw commands run there.
+smoke: $(STAMP)
+	tools/wheel_smoke.sh
+
+# The hardware-aware search (latency.weight=0.1 by default), with the accuracy-only reference
+# beside its result (run once per device and settings, then read from the cache).
 search: $(STAMP)
-	$(PY) examples/search.py
+	$(PY) examples/search.py reference.mode=auto
 
 bench: $(STAMP)
 	$(PY) benchmarks/estimators.py

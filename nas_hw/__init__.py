@@ -1,5 +1,8 @@
 """nas_hw: hardware-aware neural architecture search tools for nnabla / nnabla_nas."""
-from .nnabla_nas_compat import install_ofa_placeholder
+from .quiet_import import import_nnabla_quietly
+
+import_nnabla_quietly()  # before anything imports nnabla: no "Initializing CPU extension..." line
+from .nnabla_nas_compat import install_ofa_placeholder  # noqa: E402
 
 install_ofa_placeholder()  # the PyPI wheel of nnabla-nas lacks one subpackage: see nnabla_nas_compat
 from .errors import (CacheError, ExtensionUnavailableError, GraphNotBuiltError, MeasurementError,

@@ -10,6 +10,7 @@ constructors; :func:`nas_hw.app.pipeline.build` names the config group in that o
 The schemas are not stored in Hydra's ConfigStore, so ``--help`` lists only the YAML options.
 """
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -166,6 +167,21 @@ class CacheConfig:
     path: Optional[str] = None
 
 
+class ReferenceMode(Enum):
+    """When the accuracy-only reference is run (see :mod:`nas_hw.app.reference`)."""
+    auto = "auto"
+    cached = "cached"
+    off = "off"
+
+
+@dataclass
+class ReferenceConfig:
+    """The accuracy-only reference shown beside the result (:mod:`nas_hw.app.reference`):
+    ``auto`` runs it once when none is stored, ``cached`` only reuses a stored one, ``off``.
+    An Enum, so a wrong mode is refused by :func:`validate`, before anything runs."""
+    mode: ReferenceMode = ReferenceMode.cached
+
+
 @dataclass
 class Config:
     """The whole configuration of ``nas-hw search`` and ``nas-hw profile``."""
@@ -179,6 +195,7 @@ class Config:
     device: DeviceConfig = MISSING
     cache: CacheConfig = field(default_factory=CacheConfig)
     callbacks: Dict[str, Any] = field(default_factory=dict)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     seed: int = 0
     progress: bool = True
     out: Optional[str] = None  # nas-hw profile: also write the table as JSON to this file
@@ -190,7 +207,8 @@ SCHEMAS = {cls._target_: cls for cls in (
     LatencyConfig, SearchConfig, ProxylessSearchConfig, RetrainConfig, MobileNetSpaceConfig,
     DartsSpaceConfig, DataConfig, DeviceConfig)}
 #: Groups whose schema does not depend on the ``_target_``.
-FIXED_SCHEMAS = {"estimator": EstimatorConfig, "table": TableConfig, "cache": CacheConfig}
+FIXED_SCHEMAS = {"estimator": EstimatorConfig, "table": TableConfig, "cache": CacheConfig,
+                 "reference": ReferenceConfig}
 
 
 def validate(cfg):

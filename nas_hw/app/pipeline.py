@@ -14,7 +14,8 @@ are measured the same way, under the same fingerprint.
    through the shared latency cache) and, with ``table.calibrate``, calibrates it;
 3. runs the search (DARTS or ProxylessNAS), resuming from ``search.resume`` when given;
 4. derives the architecture, measures its true latency, retrains it from scratch;
-5. writes ``report.json`` in the output directory and returns it as a dict.
+5. writes ``report.json`` in the output directory and returns it as a dict, with the
+   accuracy-only reference beside it (:mod:`nas_hw.app.reference`).
 """
 import json
 import logging
@@ -31,6 +32,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import config_error_line
+from .reference import finish_run
 from ..estimators.calibrated import Calibrator
 from ..measure.store import LatencyCache
 from ..nas.callbacks import CallbackList
@@ -330,9 +332,11 @@ def run_search(cfg, output_dir):
     plan = plan_search(cfg, output_dir)
     try:
         with nn.context_scope(plan.setup.device.context):
-            return _search(plan, started)
+            report = _search(plan, started)
     finally:
         plan.setup.cache.close()
+    # the accuracy-only reference next to the result, and the end-of-run summary
+    return finish_run(cfg, output_dir, report, run_search, REPORT_FILE)
 
 
 def _search(plan, started):

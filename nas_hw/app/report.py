@@ -16,8 +16,9 @@ function with
 then the totals and the *true* latency of the whole network from
 :class:`~nas_hw.estimators.network.Profiler` (network-based, one ``forward()`` of the graph).
 It writes ``report.csv`` (the rows), ``report.json`` (rows and totals) and ``report.png`` (a
-horizontal bar chart of the ``--top`` slowest layers; needs matplotlib, from
-``pip install 'nas_hw[examples]'``).
+horizontal bar chart of the ``--top`` slowest layers, drawn with matplotlib, a dependency of
+nas_hw; ``--no-plot`` skips it). While the layers are measured a progress bar runs on stderr
+(on a terminal; ``--progress`` / ``--no-progress`` force it on / off).
 
 Exit codes of :func:`run`: 0 success, 2 bad input (the network or an option), 1 a failure
 while measuring or writing (a layer that cannot run, an unusable cache, matplotlib missing).
@@ -26,11 +27,14 @@ import os
 import sys
 
 import nnabla as nn
+from tqdm.auto import tqdm
 
 from ..constants import TIME_SCALES
 from ..errors import NasHwError, NetworkInputError
 from ..estimators.graph import LatencyGraphEstimator
 from ..measure.device import get_context
+from ..measure.graph import functions_of
+from ..measure.timing import measure
 from ..report.layers import build_report
 from ..report.loader import load_network, parse_input_shape
 from ..report.writers import (CSV_NAME, JSON_NAME, PNG_NAME, format_table, require_matplotlib,
@@ -63,7 +67,68 @@ def add_arguments(parser):
                         help=f"directory for {CSV_NAME}, {JSON_NAME} and {PNG_NAME} (default: .)")
     parser.add_argument("--top", type=int, default=10, metavar="K",
                         help="layers in the bar chart, slowest first (default 10)")
+    parser.add_argument("--no-plot", dest="plot", action="store_false",
+                        help=f"do not draw {PNG_NAME} (the chart needs matplotlib)")
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="show the progress bar even when stderr is not a terminal")
+    bar.add_argument("--no-progress", dest="progress", action="store_false",
+                     help="never show the progress bar (default: only on a terminal)")
     return parser
+
+
+class LayerProgress:
+    """A progress bar over the layers of one network, moved by the estimator's ``timer`` seam.
+
+    A layer served from the cache is never timed, so the bar's position is read from the
+    cache's public counters (hits and measurements) each time a layer is timed: cached layers
+    are counted as they are passed, measured ones as they are timed.
+
+    Args:
+        n_layers: the functions of the network.
+        enabled: ``True`` / ``False`` force the bar on / off; ``None``: on a terminal only.
+        file: where the bar is drawn (stderr).
+    """
+
+    def __init__(self, n_layers, enabled=None, file=None):
+        self.n_layers = n_layers
+        self.enabled = enabled
+        self.file = file
+        self.bar = None
+        self.cache = None
+        self._start = 0
+        self.timed = 0
+
+    def bind(self, cache):
+        """Starts the bar; its position is read from ``cache`` (the estimator's) from now on."""
+        self.cache = cache
+        self._start = cache.hits + cache.measurements
+        self.bar = tqdm(total=self.n_layers, desc="measuring layers", unit="layer", leave=False,
+                        disable=None if self.enabled is None else not self.enabled,
+                        file=self.file or sys.stderr)
+
+    def _move_to(self, done):
+        if self.bar is None:
+            return
+        done = min(max(done, self.bar.n), self.bar.total)
+        self.bar.update(done - self.bar.n)
+
+    def _done(self):
+        return 0 if self.cache is None else self.cache.hits + self.cache.measurements - self._start
+
+    def timer(self, fn, **kwargs):
+        """The estimator's ``timer``: :func:`~nas_hw.measure.timing.measure`, moving the bar."""
+        self._move_to(self._done())
+        stats = measure(fn, **kwargs)
+        self.timed += 1
+        self._move_to(self._done() + 1)
+        return stats
+
+    def close(self):
+        """Fills and closes the bar."""
+        if self.bar is not None:
+            self._move_to(self.bar.total)
+            self.bar.close()
 
 
 def run(args):
@@ -76,7 +141,8 @@ def run(args):
         if os.path.exists(args.out) and not os.path.isdir(args.out):
             raise NetworkInputError(f"--out {args.out!r} exists and is not a directory")
         input_shape = None if args.input_shape is None else parse_input_shape(args.input_shape)
-        require_matplotlib()  # fail before measuring anything
+        if args.plot:
+            require_matplotlib()  # fail before measuring anything
         ctx = get_context(args.ext_name, args.device_id)
         with nn.context_scope(ctx):
             network = load_network(args.network, input_shape)
@@ -84,28 +150,34 @@ def run(args):
         if len(batches) > 1:
             raise NetworkInputError(f"the inputs of {args.network!r} disagree on the batch size "
                                     f"({[tuple(v.shape) for v in network.inputs]})")
+        progress = LayerProgress(len(functions_of(network.output)), getattr(args, "progress", None))
         estimator = LatencyGraphEstimator(
             device_id=args.device_id, ext_name=args.ext_name, n_run=args.n_run,
             n_warmup=args.n_warmup, max_measure_execution_time=args.max_measure_execution_time,
-            time_scale=args.time_scale, cache=args.cache, batch_size=batches.pop() if batches else 1)
+            time_scale=args.time_scale, cache=args.cache, batch_size=batches.pop() if batches else 1,
+            timer=progress.timer)
+        progress.bind(estimator.cache)
     except (ValueError, TypeError) as err:  # option values refused by the estimator
         return fail(err, 2)
     except NasHwError as err:
         return fail(err)
     try:
-        with nn.context_scope(ctx):
-            report = build_report(network, estimator, n_run=args.n_run)
+        try:
+            with nn.context_scope(ctx):
+                report = build_report(network, estimator, n_run=args.n_run)
+        finally:
+            progress.close()
         os.makedirs(args.out, exist_ok=True)
-        csv_path = os.path.join(args.out, CSV_NAME)
-        json_path = os.path.join(args.out, JSON_NAME)
-        png_path = os.path.join(args.out, PNG_NAME)
-        write_csv(report, csv_path)
-        write_json(report, json_path)
-        write_bar_chart(report, png_path, args.top)
+        written = [os.path.join(args.out, CSV_NAME), os.path.join(args.out, JSON_NAME)]
+        write_csv(report, written[0])
+        write_json(report, written[1])
+        if args.plot:
+            written.append(os.path.join(args.out, PNG_NAME))
+            write_bar_chart(report, written[2], args.top)
     except (NasHwError, OSError) as err:
         return fail(err, 1)
     finally:
         estimator.cache.close()
     sys.stdout.write(format_table(report) + "\n")
-    sys.stdout.write(f"wrote {csv_path}, {json_path}, {png_path}\n")
+    sys.stdout.write(f"wrote {', '.join(written)}" + ("" if args.plot else " (no chart: --no-plot)") + "\n")
     return 0

@@ -2,6 +2,7 @@
 import importlib
 import inspect
 import os
+import sys
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -62,6 +63,7 @@ def load_network(spec, input_shape=None):
 
     For an ``.nnp`` file the first network is used and its first output; ``input_shape``
     (optional) may change the batch size only, the other axes must match the file's input.
+    ``module`` is looked for in the current directory first, then on ``sys.path``.
     A ``module:function`` that takes an argument is called with an input ``nnabla.Variable``
     of ``input_shape`` (default ``1,3,32,32``); one that takes none builds its own input, and
     then ``input_shape`` must not be given.
@@ -147,10 +149,11 @@ def _load_function(spec, input_shape):
         raise NetworkInputError(f"NETWORK {spec!r}: module:function needs both parts, e.g. "
                                 "mypackage.nets:build")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_from_cwd(module_name)
     except ModuleNotFoundError as err:
-        raise NetworkInputError(f"cannot import module {module_name!r} of {spec!r}: {err} (and "
-                                f"no file named {spec!r} exists)") from err
+        raise NetworkInputError(f"cannot import module {module_name!r} of {spec!r}: {err} (looked "
+                                f"in the current directory {os.getcwd()!r} and on sys.path; no "
+                                f"file named {spec!r} exists either)") from err
     except Exception as err:
         raise NetworkInputError(f"importing module {module_name!r} failed: {type(err).__name__}: "
                                 f"{_first_line(err)}") from err
@@ -190,6 +193,21 @@ def _load_function(spec, input_shape):
         if not inputs:
             inputs = non_parameter_leaves(functions_of(out))
     return LoadedNetwork(out, inputs, spec, func_name, params)
+
+
+def _import_from_cwd(module_name):
+    """``importlib.import_module`` with the current directory first on ``sys.path`` during the
+    import, as ``python -m`` has it (an installed ``nas-hw`` script's path starts at its own
+    bin directory, so ``mymod.py`` beside the user was not found)."""
+    cwd = os.getcwd()
+    if cwd in sys.path or "" in sys.path:
+        return importlib.import_module(module_name)
+    sys.path.insert(0, cwd)
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(cwd)
 
 
 def _takes_an_argument(fn, spec):

@@ -5,8 +5,9 @@ import json
 from ..constants import TIME_UNITS
 from ..errors import DependencyMissingError
 from .loader import _shape_str
+from .numbers import binary_bytes, si
 
-EXTRA_HINT = "pip install 'nas_hw[examples]'"
+EXTRA_HINT = "pip install matplotlib (a dependency of nas_hw), or skip the chart with --no-plot"
 CSV_NAME = "report.csv"
 JSON_NAME = "report.json"
 PNG_NAME = "report.png"
@@ -38,7 +39,8 @@ def require_matplotlib():
     """Imports matplotlib with the Agg backend.
 
     Raises:
-        DependencyMissingError: matplotlib is not installed (``pip install 'nas_hw[examples]'``).
+        DependencyMissingError: matplotlib is not installed (it is a dependency of nas_hw; an
+            install with ``--no-deps`` may lack it).
     """
     try:
         import matplotlib
@@ -46,7 +48,7 @@ def require_matplotlib():
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise DependencyMissingError(f"the PNG chart needs matplotlib, which is not installed "
-                                     f"({err}); install it with: {EXTRA_HINT}") from err
+                                     f"({err}): {EXTRA_HINT}") from err
     return plt
 
 
@@ -81,11 +83,12 @@ def write_bar_chart(report, path, top=10):
 
 
 def format_table(report):
-    """The report as text: one line per layer, then the totals."""
+    """The report as text: one line per layer, then the totals; big numbers with a prefix
+    (``3.64 GFLOPs``, ``21.0 KiB``, see :mod:`nas_hw.report.numbers`)."""
     u = report.unit_name
-    head = ["#", "layer", "type", f"latency_{u}", "share_%", "params", "act_bytes", "flops"]
+    head = ["#", "layer", "type", f"latency_{u}", "share_%", "params", "activations", "flops"]
     body = [[str(r.index), r.layer, r.type_name, f"{r.latency:.4f}", f"{r.share_percent:.1f}",
-             str(r.params), str(r.activation_bytes), "-" if r.flops is None else str(r.flops)]
+             si(r.params), binary_bytes(r.activation_bytes), "-" if r.flops is None else si(r.flops)]
             for r in report.rows]
     widths = [max(len(row[k]) for row in [head] + body) for k in range(len(head))]
     left = {1, 2}
@@ -106,10 +109,10 @@ def format_table(report):
         f"latency, layer-based estimate (sum of the rows): {report.layer_latency:.4f} {u}",
         f"latency, true (Profiler, whole network):         {report.true_latency:.4f} {u}"
         f"  (estimate / true = {ratio})",
-        f"parameters: {report.param_count} ({report.param_bytes} bytes as float32)",
-        f"activation memory: peak {report.activation_peak_bytes} bytes, total "
-        f"{report.activation_total_bytes} bytes (float32)",
-        f"compute: {report.flops} FLOPs ({report.macs} MACs){flops_note}",
+        f"parameters: {si(report.param_count)} ({binary_bytes(report.param_bytes)} as float32)",
+        f"activation memory: peak {binary_bytes(report.activation_peak_bytes)}, total "
+        f"{binary_bytes(report.activation_total_bytes)} (float32)",
+        f"compute: {si(report.flops, 'FLOPs')} ({si(report.macs, 'MACs')}){flops_note}",
         f"layer measurements taken: {report.measurements} (the rest came from the cache)",
     ]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from nas_hw.nas.callbacks import BudgetCheckpoint, CSVLogger, LatencyConstraint,
 from nas_hw.nas.penalty import LatencyPenalty
 from nas_hw.search.darts import DartsSearcher
 from nas_hw.search.proxyless import ProxylessSearcher
+from nas_hw.nas.monitors import TensorBoardLogger
 from tests.conftest import CONF, REPO, compose
 
 
@@ -40,7 +41,7 @@ def test_default_config_composes_and_validates():
     assert cfg.table.input_shape is None
     # hardware-aware by default: a latency penalty is on
     assert cfg.latency._target_ == "nas_hw.nas.penalty.LatencyPenalty" and cfg.latency.weight > 0
-    assert list(cfg.callbacks) == ["monitor", "constraint", "checkpoint", "csv"]
+    assert list(cfg.callbacks) == ["monitor", "constraint", "checkpoint", "csv", "tensorboard"]
 
 
 def test_overrides_of_groups_and_values():
@@ -66,7 +67,8 @@ def test_latency_none_and_retrain_none_remove_those_steps():
 
 
 def test_callbacks_can_be_removed_or_changed_from_the_command_line():
-    cfg = compose(["~callbacks.csv", "callbacks.monitor.n_run=7", "latency.target=2.0"])
+    cfg = compose(["~callbacks.csv", "~callbacks.tensorboard", "callbacks.monitor.n_run=7",
+                   "latency.target=2.0"])
     cbs = build_callbacks(cfg.callbacks)
     assert [type(c) for c in cbs] == [LatencyMonitor, LatencyConstraint, BudgetCheckpoint]
     assert cbs.callbacks[0].n_run == 7 and cbs.callbacks[1].bound_ms == 2.0
@@ -75,7 +77,8 @@ def test_callbacks_can_be_removed_or_changed_from_the_command_line():
     added = build_callbacks(compose(["callbacks=none", "+callbacks.log._target_=nas_hw.nas.callbacks.CSVLogger",
                                      "+callbacks.log.filename=mine.csv"]).callbacks)
     assert [name for name, _ in added.named] == ["log"] and added.callbacks[0].filename == "mine.csv"
-    assert isinstance(build_callbacks(compose().callbacks).callbacks[-1], CSVLogger)
+    assert isinstance(build_callbacks(compose().callbacks).callbacks[-2], CSVLogger)
+    assert isinstance(build_callbacks(compose().callbacks).callbacks[-1], TensorBoardLogger)
 
 
 def test_estimator_config_instantiates_with_run_time_arguments(tmp_path):
@@ -178,3 +181,12 @@ def test_command_line_reports_a_bad_value_in_one_line(tmp_path):
     lines = [ln for ln in done.stderr.strip().splitlines() if "nnabla][INFO]" not in ln]
     assert lines == ["nas-hw: error: latency.mode must be one of ('linear', 'hinge', 'log'), "
                      "got 'quadratic'"]
+
+
+def test_profile_writes_no_log_file_into_the_users_directory():
+    """``nas-hw profile`` runs in the user's directory (no run directory): its Hydra job log
+    goes to the console only, so no ``profile.log`` appears there."""
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = hydra_compose("profile", return_hydra_config=True)
+    assert cfg.hydra.run.dir == "."
+    assert list(cfg.hydra.job_logging.handlers) == ["console"]

@@ -108,7 +108,7 @@ def test_report_on_nnp_prints_table_and_writes_outputs(nnp_file, tmp_path, capsy
     cache = str(tmp_path / "c.sqlite")
     code, out, err = _run([nnp_file, "--cache", cache, "--out", str(out_dir), "--top", "3"] + FAST, capsys)
     assert code == 0, err
-    for column in ("layer", "type", "latency_ms", "share_%", "params", "act_bytes", "flops"):
+    for column in ("layer", "type", "latency_ms", "share_%", "params", "activations", "flops"):
         assert column in out
     for type_name in ("Convolution", "BatchNormalization", "ReLU", "MaxPooling", "Affine"):
         assert type_name in out
@@ -254,8 +254,13 @@ def test_report_without_matplotlib_says_how_to_install(nnp_file, tmp_path, capsy
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     code, out, err = _run([nnp_file, "--out", str(tmp_path / "out")] + FAST, capsys)
     assert code == 1
-    assert "pip install 'nas_hw[examples]'" in err
+    assert "pip install matplotlib" in err and "--no-plot" in err and err.count("\n") == 1
     assert not (tmp_path / "out").exists()  # failed before measuring or writing anything
+    # --no-plot needs no matplotlib: the table, CSV and JSON, no PNG
+    code, out, err = _run([nnp_file, "--out", str(tmp_path / "out"), "--no-plot"] + FAST, capsys)
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "out")) == ["report.csv", "report.json"]
+    assert "(no chart: --no-plot)" in out
 
 
 def test_report_as_a_subprocess(nnp_file, tmp_path):
