@@ -288,11 +288,12 @@ def plan_search(cfg, output_dir):
         ConfigInputError: a value an object refused (one line naming the config group).
     """
     os.makedirs(output_dir, exist_ok=True)
+    # the penalty first: the callbacks read its target (a bad latency.target is named as such)
+    penalty = None if cfg.latency is None else build(cfg.latency, "latency")
     callbacks = build_callbacks(cfg.callbacks)
     check_nothing_measured(cfg, callbacks)
     s = setup(cfg)
     try:
-        penalty = None if cfg.latency is None else build(cfg.latency, "latency")
         retrainer = None if cfg.retrain is None else build(cfg.retrain, "retrain")
         make_searcher = build(cfg.search, "search")
         searcher = _call(make_searcher, "search", model=s.model, dataset=s.dataset, penalty=penalty,

@@ -181,12 +181,3 @@ def test_command_line_reports_a_bad_value_in_one_line(tmp_path):
     lines = [ln for ln in done.stderr.strip().splitlines() if "nnabla][INFO]" not in ln]
     assert lines == ["nas-hw: error: latency.mode must be one of ('linear', 'hinge', 'log'), "
                      "got 'quadratic'"]
-
-
-def test_profile_writes_no_log_file_into_the_users_directory():
-    """``nas-hw profile`` runs in the user's directory (no run directory): its Hydra job log
-    goes to the console only, so no ``profile.log`` appears there."""
-    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
-        cfg = hydra_compose("profile", return_hydra_config=True)
-    assert cfg.hydra.run.dir == "."
-    assert list(cfg.hydra.job_logging.handlers) == ["console"]
