@@ -15,8 +15,8 @@ EXT_NAMES = ("cpu", "cuda", "cudnn")
 TYPE_CONFIGS = ("float", "half", "mixed_half")
 #: What a layer estimator does with a layer it cannot measure.
 ON_ERROR = ("raise", "warn")
-#: Statistics a :class:`~nas_hw.measure.timing.TimingStats` holds.
-TIMING_STATS = ("mean", "median", "std", "min")
+#: Statistics a :class:`~nas_hw.measure.timing.TimingStats` holds ('value': the robust one).
+TIMING_STATS = ("value", "mean", "median", "std", "min")
 
 #: nnabla_nas MixedOp modes.
 MIXED_OP_MODES = ("full", "sample", "max", "fair")

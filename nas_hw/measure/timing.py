@@ -5,7 +5,8 @@ synchronising the device around every run, and returns numbers, never strings.
 """
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Optional
 
 from ..checks import check_number, check_time_scale, check_timing
 from ..constants import TIME_SCALES, TIMING_STATS
@@ -22,12 +23,21 @@ def scale_factor(time_scale):
 
 @dataclass(frozen=True)
 class TimingStats:
-    """Statistics of one measurement, in seconds.
+    """Statistics of one measurement, in seconds, with what is needed to judge it.
 
     Attributes:
         mean, median, std, min: over the runs kept after trimming.
         n_kept: runs kept after outlier trimming.
         n_measured: timed runs taken (warm-up excluded).
+        value: the robust statistic served as the layer's latency (chosen in this module);
+            ``None`` in statistics made before it existed, where :meth:`to` serves the median.
+        spread: the runs' relative dispersion (dimensionless, see the timing core), ``None``
+            when unknown.
+        n_rounds: interleaved rounds the runs were taken in.
+        load1: the 1-minute load average when measured (``None``: unknown).
+        peers: other processes measuring into the same store when measured (``None``: unknown).
+        disturbed: the measurement's own spread or conditions say it was disturbed; a disturbed
+            measurement is never served as clean truth (flagged where it is stored and used).
     """
 
     mean: float
@@ -36,18 +46,29 @@ class TimingStats:
     min: float
     n_kept: int
     n_measured: int
+    value: Optional[float] = None
+    spread: Optional[float] = None
+    n_rounds: int = 1
+    load1: Optional[float] = None
+    peers: Optional[int] = None
+    disturbed: bool = False
+
+    @property
+    def robust(self):
+        """The robust statistic in seconds (the median where ``value`` was never set)."""
+        return self.median if self.value is None else self.value
 
     def to(self, time_scale="m", stat="mean"):
-        """One statistic as a float in ``time_scale`` units."""
+        """One statistic as a float in ``time_scale`` units (``'value'``: the robust one)."""
         if stat not in TIMING_STATS:
             raise ValueError(f"stat must be one of {TIMING_STATS}, got {stat!r}")
-        return getattr(self, stat) * scale_factor(time_scale)
+        return (self.robust if stat == "value" else getattr(self, stat)) * scale_factor(time_scale)
 
     def scaled(self, time_scale="m"):
         """A copy whose time fields are in ``time_scale`` units instead of seconds."""
         f = scale_factor(time_scale)
-        return TimingStats(self.mean * f, self.median * f, self.std * f, self.min * f,
-                           self.n_kept, self.n_measured)
+        return replace(self, mean=self.mean * f, median=self.median * f, std=self.std * f, min=self.min * f,
+                       value=None if self.value is None else self.value * f)
 
     def as_dict(self):
         return asdict(self)
