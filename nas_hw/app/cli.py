@@ -4,6 +4,7 @@
     nas-hw cache export FILE [--fingerprint FP]  rows to FILE (.csv or .json)
     nas-hw cache import FILE [--overwrite]       merge an export (rows keep their fingerprint)
     nas-hw cache clear [--fingerprint FP] --yes  delete rows (refused without --yes)
+    nas-hw cache verify [--match P] [--disturbed] [--refresh]  re-measure rows, report drift (nas_hw.app.verify)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.app.report)
     nas-hw profile [OVERRIDE ...]                candidate table of a search space (a Hydra app)
     nas-hw search [OVERRIDE ...]                 the hardware-aware search (a Hydra app)
@@ -25,7 +26,7 @@ import sys
 from .. import __version__
 from ..errors import CacheError, NasHwError, UsageError
 from ..measure.store import LatencyCache, default_cache_path
-from . import report
+from . import report, verify
 from .entry import PROG, fail
 
 logger = logging.getLogger(__name__)
@@ -169,6 +170,11 @@ def build_parser():
     p.add_argument("--overwrite", action="store_true", help="replace rows already present (default: keep them)")
     _add_cache_option(p)
     p.set_defaults(handler=_cache_import)
+    p = cache_cmds.add_parser("verify", help="re-measure stored rows (a sample, or chosen ones) and report their "
+                                             "drift; --refresh replaces them")
+    verify.add_arguments(p)
+    _add_cache_option(p)
+    p.set_defaults(handler=verify.run)
     p = cache_cmds.add_parser("clear", help="delete rows (all, or one fingerprint's); needs --yes")
     p.add_argument("--fingerprint", default=None, metavar="FP", help="only this fingerprint's rows")
     p.add_argument("--yes", action="store_true", help="really delete")
@@ -203,7 +209,7 @@ def main(argv=None):
             raise BadInput(f"a command is required: cache, report, {', '.join(HYDRA_COMMANDS)} "
                            f"(see `{PROG} --help`)")
         if getattr(args, "handler", None) is None:
-            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import or clear "
+            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear or verify "
                            f"(see `{PROG} {args.command} --help`)")
         if args.cache is None:
             args.cache = default_cache_path()
