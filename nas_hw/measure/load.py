@@ -189,9 +189,9 @@ class SpeedProbe:
     def ratio(self):
         """The probe's time now over its best time (>= 1; ``None`` if it cannot be timed)."""
         if self.best is None:
-            start = self.clock()
+            start = time.monotonic()
             best = self._once()
-            while self.clock() - start < self.warm_s:
+            while time.monotonic() - start < self.warm_s:
                 self.sleep(0.002)
                 best = min(best, self._once())
             self.best = best
