@@ -42,7 +42,7 @@ ROUND_STATISTICS = ("mean", "trimmed_mean_10", "median", "p25", "p10", "min",
                     "median_of_fast_round_mins")
 CONTIGUOUS_STATISTICS = ("contiguous_mean", "contiguous_median", "contiguous_p10", "contiguous_min")
 STATISTICS = ROUND_STATISTICS + CONTIGUOUS_STATISTICS
-CHOSEN = "median_of_fast_round_mins"  # what nas_hw.measure.timing serves
+CHOSEN = "min"  # what nas_hw.measure.timing serves: the minimum of the runs taken in rounds
 SPREAD_LIMITS = (0.03, 0.05, 0.1, 0.15, 0.2)
 
 
@@ -124,16 +124,15 @@ def statistics(taken, contiguous):
         "median_of_round_medians": float(np.median([np.median(r) for r in rounds])),
         "median_of_round_mins": float(np.median(mins)),
         "mean_of_round_mins": float(np.mean(mins)),
-        "median_of_fast_round_mins": core.value,
+        "median_of_fast_round_mins": float(np.median([min(r) for r in (taken.fast() or rounds)])),
         "contiguous_mean": float(block.mean()),
         "contiguous_median": float(np.median(block)),
         "contiguous_p10": float(np.percentile(block, 10)),
         "contiguous_min": float(block.min()),
         # for the disturbance rule: the spread of the rounds the value came from, the rounds'
         # spread without the probe, and whether most rounds ran on a slowed core
-        "spread": core.spread, "spread_all": spread_of(rounds), "judged": judged(rounds),
-        "above_s": core.value - min(min(r) for r in (taken.fast() or rounds)),
-        "above_all_s": float(np.median(mins)) - min(mins),
+        "spread": core.spread, "judged": judged(rounds), "above_s": float(np.median(mins)) - min(mins),
+        "core_value": core.value,
         "slowed": 2 * len(taken.fast()) < len(rounds), "all_fast": len(taken.fast()) == len(rounds),
     }
 
@@ -191,11 +190,11 @@ def _quantiles(errors):
 
 def _flagged(m, limit, probe):
     """Whether the disturbance rule flags measurement ``m`` (one attempt, no repeat): spread
-    above ``limit`` and the value more than ``SPREAD_FLOOR_S`` above the best round (judged
+    above ``limit`` and the median round more than ``SPREAD_FLOOR_S`` above the value (judged
     measurements only), or with the probe, most rounds slowed (the timing core's rule)."""
     from nas_hw.constants import SPREAD_FLOOR_S
 
-    spread, above = (m["spread"], m["above_s"]) if probe else (m["spread_all"], m["above_all_s"])
+    spread, above = m["spread"], m["above_s"]
     return bool((probe and m["slowed"])
                 or (m["judged"] and spread is not None and spread > limit and above > SPREAD_FLOOR_S))
 

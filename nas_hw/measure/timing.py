@@ -6,18 +6,18 @@ measurements under competing load (``benchmarks/statistic.py``, ``docs/benchmark
 
 1. ``n_warmup`` untimed runs, then the ``n_run`` timed runs in up to ``TIMING_ROUNDS`` rounds;
    before each round the process sleeps ``ROUND_PAUSE_S`` (:func:`time_rounds`).
-2. The latency served everywhere (``TimingStats.value``) is the median over rounds of each
-   round's minimum (``ROBUST_STATISTIC``, :func:`robust_value`).
+2. The latency served everywhere (``TimingStats.value``) is the minimum of the runs
+   (``ROBUST_STATISTIC``, :func:`robust_value`): competing load only ever adds time to a run.
    A CPU speed probe (:class:`~nas_hw.measure.load.SpeedProbe`, given by the caller on CPU
-   devices) is read around every round; rounds it finds on a slowed core (``SLOW_LIMIT``) are
-   left out of the value.
-3. ``spread`` = how far the value lies above the best round minimum, relative to the value. A
+   devices) is read around every round to tell the rounds run on a slowed core.
+3. ``spread`` = how far the median round minimum lies above the value, relative to the value. A
    measurement is disturbed when most of its rounds ran on a slowed core, or when it has at
    least ``MIN_JUDGED_ROUNDS`` rounds of two runs or more and its spread is above
-   ``SPREAD_LIMIT`` (and the value more than ``SPREAD_FLOOR_S`` above the best round). A
-   disturbed measurement is taken again, at most ``MAX_REPEATS`` times; if every attempt is
-   disturbed, the one most at full speed (then least spread) is returned with
-   ``disturbed=True`` (stored flagged, never served as clean truth).
+   ``SPREAD_LIMIT`` (and the median round more than ``SPREAD_FLOOR_S`` above the value): most of
+   it was disturbed, and the value rests on a minority of rounds. A disturbed measurement is
+   taken again, at most ``MAX_REPEATS`` times; if every attempt is disturbed, the one most at
+   full speed (then least spread) is returned with ``disturbed=True`` (stored flagged, never
+   served as clean truth).
 4. The conditions are recorded with it: ``load1`` (1-minute load average) and ``peers`` (other
    processes measuring into the same store, given by the caller).
 """
@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import List, Optional
 
 from ..checks import check_int, check_number, check_time_scale, check_timing
-from ..constants import (MAX_REPEATS, MIN_JUDGED_ROUNDS, REPEAT_PAUSE_S, ROUND_PAUSE_S, SLOW_LIMIT, SPREAD_FLOOR_S, SPREAD_LIMIT,
-                         TIME_SCALES, TIMING_ROUNDS, TIMING_STATS)
+from ..constants import (MAX_REPEATS, MIN_JUDGED_ROUNDS, REPEAT_PAUSE_S, ROUND_PAUSE_S, SLOW_LIMIT,
+                         SPREAD_FLOOR_S, SPREAD_LIMIT, TIME_SCALES, TIMING_ROUNDS, TIMING_STATS)
 from ..errors import MeasurementError
 from .load import cpu_speed_probe, load1
 
@@ -107,24 +107,25 @@ def _median(values):
 
 
 def robust_value(rounds):
-    """The robust statistic of a measurement taken in ``rounds`` (lists of seconds): the median
-    over rounds of each round's minimum (``ROBUST_STATISTIC``). A round that a competing process
-    disturbed throughout moves it only when most rounds were."""
-    return _median([min(r) for r in rounds if r])
+    """The robust statistic of a measurement taken in ``rounds`` (lists of seconds): the minimum
+    of all runs (``ROBUST_STATISTIC``). Competing load only ever adds time to a run, so the
+    fastest run is the one least disturbed; taking the runs in rounds, each after a pause, gives
+    more moments to catch the core free."""
+    return min(min(r) for r in rounds if r)
 
 
 def spread_of(rounds, value=None):
-    """How far the value lies above the best round: ``(value - smallest round minimum) / value``.
-    A minority of disturbed rounds does not move it (nor the value); a majority of them lifts the
-    value above the undisturbed rounds and the spread with it. ``None`` with fewer than two
-    rounds (nothing to compare)."""
+    """How far a typical round lies above the value: ``(median of the round minimums - value) /
+    value``. Small when most rounds reached the value; large when most rounds were disturbed
+    (the value then rests on a minority of rounds). ``None`` with fewer than two rounds (nothing
+    to compare)."""
     mins = [min(r) for r in rounds if r]
     if len(mins) < 2:
         return None
     value = robust_value(rounds) if value is None else value
     if value <= 0:
         return 0.0
-    return (value - min(mins)) / value
+    return (_median(mins) - value) / value
 
 
 def judged(rounds):
@@ -160,8 +161,8 @@ def summarize(samples, outlier=0.0, spread_limit=SPREAD_LIMIT, slow_limit=SLOW_L
         outlier: fraction of the sorted runs trimmed from each end for ``mean``, ``median``,
             ``std`` and ``min`` (the robust ``value`` needs no trimming).
         spread_limit: a judged measurement whose spread is above it is ``disturbed``.
-        slow_limit: rounds whose speed ratio is above it are left out of ``value``; fewer than
-            half of the rounds at full speed make the measurement ``disturbed``.
+        slow_limit: rounds whose speed ratio is above it ran on a slowed core; fewer than half
+            of the rounds at full speed make the measurement ``disturbed``.
 
     Returns:
         TimingStats (seconds) with ``value``, ``spread``, ``n_rounds`` and ``disturbed`` set;
@@ -188,13 +189,12 @@ def summarize(samples, outlier=0.0, spread_limit=SPREAD_LIMIT, slow_limit=SLOW_L
     n = len(kept)
     mean = sum(kept) / n
     std = math.sqrt(sum((x - mean) ** 2 for x in kept) / n)
-    fast = [[float(x) for x in r] for r, s in pairs if s is None or s <= slow_limit]
-    slowed = 2 * len(fast) < len(rounds)  # most rounds ran on a slowed core
-    basis = fast or rounds
-    value = robust_value(basis)
-    spread = spread_of(basis, value)
-    above = value - min(min(r) for r in basis)  # seconds the value lies above the best round
-    disturbed = bool(slowed or (judged(basis) and spread is not None and spread > spread_limit
+    n_fast = sum(1 for _, s in pairs if s is None or s <= slow_limit)
+    slowed = 2 * n_fast < len(rounds)  # most rounds ran on a slowed core
+    value = robust_value(rounds)
+    spread = spread_of(rounds, value)
+    above = _median([min(r) for r in rounds]) - value  # seconds a typical round lies above the value
+    disturbed = bool(slowed or (judged(rounds) and spread is not None and spread > spread_limit
                                 and above > SPREAD_FLOOR_S))
     return TimingStats(mean=mean, median=_median(kept), std=std, min=kept[0], n_kept=n,
                        n_measured=len(ordered), value=value, spread=spread, n_rounds=len(rounds),
@@ -290,9 +290,9 @@ def measure(fn, n_run=100, n_warmup=10, max_measure_execution_time=1.0, outlier=
     """Times ``fn()`` robustly (any backend: the device synchronisation is ``synchronize``).
 
     The runs are taken in rounds (:func:`time_rounds`); the served statistic is
-    :func:`robust_value` (the median of the round minimums) over the rounds the speed probe
-    found at full speed. A *disturbed* measurement (see :func:`summarize`: spread above
-    ``spread_limit``, or most rounds on a slowed core) is taken again, at most ``max_repeats``
+    :func:`robust_value` (the minimum of the runs). A *disturbed* measurement (see
+    :func:`summarize`: most rounds above the value by more than ``spread_limit``, or most rounds
+    on a slowed core) is taken again, at most ``max_repeats``
     times (without warm-up, after a pause of ``REPEAT_PAUSE_S`` times the attempt number); the
     first clean attempt is returned. When every attempt is disturbed, the least dispersed one
     is returned with ``disturbed=True`` (its caller stores it flagged, with a warning).
