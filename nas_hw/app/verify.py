@@ -19,6 +19,7 @@ flagged measurement is no worse); a stored clean row is never replaced by a dist
 """
 import fnmatch
 import logging
+import os
 import random
 import statistics
 
@@ -30,6 +31,7 @@ from ..estimators.graph import LatencyGraphEstimator
 from ..measure.device import Device
 from ..measure.load import check_quiet
 from ..measure.signature import parse_function_signature
+from ..measure.store import LatencyCache
 
 logger = logging.getLogger(__name__)
 
@@ -210,9 +212,6 @@ def _write_rows(rows, out):
 
 def run(args, out):
     """The ``cache verify`` handler (the cache path resolved by the CLI)."""
-    from ..measure.store import LatencyCache
-    import os
-
     if args.sample is not None and args.sample < 1:
         raise UsageError(f"--sample must be >= 1, got {args.sample}")
     if args.all and args.sample is not None:

@@ -15,7 +15,7 @@ from ..errors import MeasurementError, MissingMeasurementsError
 from ..measure import peers as measuring_peers
 from ..measure.device import Device, current_device
 from ..measure.load import check_quiet
-from ..measure.signature import function_signature, variable_dtype, with_batch
+from ..measure.signature import SpecNode, function_signature, variable_dtype, with_batch
 from ..measure.store import open_cache
 from ..measure.timing import TimedSettings, describe_quality
 from .base import Estimator
@@ -285,10 +285,10 @@ class LayerEstimator(TimedSettings, Estimator):
         Raises:
             MeasurementError: the function cannot be built or run.
         """
-        node = type("Node", (), {"info": type("Info", (), {"type_name": spec.type_name, "args": dict(spec.args)})})
         if not hasattr(function_classes, spec.type_name):
             raise MeasurementError(f"nnabla has no function {spec.type_name!r}")
-        return self._measure_function(node, [tuple(s) for s in spec.input_shapes], spec.type_name)()[0]
+        shapes = [tuple(s) for s in spec.input_shapes]
+        return self._measure_function(SpecNode(spec), shapes, spec.type_name)()[0]
 
     @staticmethod
     def _guard(run):

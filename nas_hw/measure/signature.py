@@ -103,19 +103,22 @@ class FunctionSpec:
     dtypes: Tuple[str, ...]
 
 
-class _Info:  # the part of an nnabla function node function_signature reads
+class _Info:
     def __init__(self, type_name, args):
         self.type_name, self.args = type_name, args
 
 
-class _Node:
+class SpecNode:
+    """The part of an nnabla function node (``info.type_name``, ``info.args``) that signatures
+    and the layer estimators' timing read, made from a :class:`FunctionSpec`."""
+
     def __init__(self, spec):
         self.info = _Info(spec.type_name, dict(spec.args))
 
 
 def spec_signature(spec):
     """The signature of a :class:`FunctionSpec` (the inverse of :func:`parse_function_signature`)."""
-    return function_signature(_Node(spec), list(spec.input_shapes), list(spec.dtypes))
+    return function_signature(SpecNode(spec), list(spec.input_shapes), list(spec.dtypes))
 
 
 def _split_top(text, sep=","):
