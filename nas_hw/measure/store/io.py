@@ -166,7 +166,7 @@ class ExportFile:
                 except StopIteration:
                     return
                 except csv.Error as err:
-                    raise _Stop(f"row {i + 1 if i else 'header'} (line {reader.line_num}): {err}") from None
+                    raise _Stop(f"{f'row {i}' if i else 'header'} (line {reader.line_num}): {err}") from None
                 if fields or i == 0:
                     yield i, fields
                     i += 1

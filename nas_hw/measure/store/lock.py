@@ -117,13 +117,10 @@ class MeasuringLock:
     def _acquire(self):
         _refuse_link(self.path)
         start = time.monotonic()
-        next_report = 0.0
+        next_report, chunk = 0.0, 0.0  # one quick try first, then waits of up to REPORT_EVERY_S
         while True:
-            waited = time.monotonic() - start
-            left = self.timeout_s - waited
             try:
-                self._lock.acquire(timeout=max(0.0, min(left, REPORT_EVERY_S if waited else 0.0)),
-                                   poll_interval=0.05)
+                self._lock.acquire(timeout=chunk, poll_interval=0.05)
                 return
             except filelock.Timeout:
                 pass
@@ -140,6 +137,7 @@ class MeasuringLock:
                 logger.log(level, "waiting for the measuring lock %s (up to %g s in all), held by %s",
                            self.path, self.timeout_s, holder)
                 next_report = waited + REPORT_EVERY_S
+            chunk = max(0.0, min(self.timeout_s - waited, REPORT_EVERY_S))
 
     @contextlib.contextmanager
     def hold(self):

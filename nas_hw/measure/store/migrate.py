@@ -102,10 +102,11 @@ def migrate_in_place(old):
         ``(rows migrated, backup path)``.
     """
     backup = old + BACKUP_SUFFIX
-    if os.path.lexists(backup):
-        raise CacheError(f"{backup!r} exists (an earlier migration's copy?): move it away first; nothing was changed")
     src = _open_legacy(old)
     try:
+        if os.path.lexists(backup):
+            raise CacheError(f"{backup!r} exists (an earlier migration's copy?): move it away first; nothing was "
+                             "changed")
         with src.measuring_lock():
             publish_new(backup, lambda tmp: _backup(src.conn, tmp))
             uri = pathlib.Path(os.path.abspath(old)).as_uri() + "?mode=rw"
