@@ -143,7 +143,8 @@ class LatencyCache:
                 conn.close()
             if not isinstance(err, sqlite3.DatabaseError):
                 raise
-            raise CacheError(f"{self.path!r} is not a usable nas_hw latency cache ({err}); it was left untouched: "
+            raise CacheError(f"{self.path!r} is not a usable nas_hw latency cache ({' '.join(str(err).split())}); "
+                             "it was left untouched: "
                              "move or delete it, or point NAS_HW_CACHE elsewhere") from err
         self._conn, self._pid = conn, os.getpid()
 
@@ -182,7 +183,8 @@ class LatencyCache:
         check = conn.execute("PRAGMA quick_check").fetchone()[0]
         conn.execute("PRAGMA ignore_check_constraints=OFF")
         if check != "ok":
-            raise CacheError(f"{self.path!r} failed SQLite's integrity check ({check}); it was left untouched")
+            raise CacheError(f"{self.path!r} failed SQLite's integrity check ({' '.join(check.split())[:200]}); "
+                             "it was left untouched")
         return version
 
     def _newer(self, version):
