@@ -15,7 +15,7 @@ Subcommands (each prints one JSON line on stdout as its last line):
         seconds); prints the measurement count. Made
         to be killed at any point by the crash-safety test. Without ``--real`` it loads only
         ``nas_hw.cache`` (not nnabla), so it starts in a fraction of a second; it prints
-        ``ready`` once the cache is open.
+        ``opening`` before it opens the cache and ``ready`` once it is open.
 
     hold CACHE lock|db [--seconds S]
         Holds the cache's measuring lock, or an open SQLite write transaction, prints ``held``
@@ -101,6 +101,7 @@ def fill(args):
 
     import time
 
+    print("opening", flush=True)  # the fresh-file test kills from here on: while the file is created
     cache = LatencyCache(args.cache)
     print("ready", flush=True)
 

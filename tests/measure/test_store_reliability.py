@@ -79,6 +79,7 @@ def test_sigkill_at_random_points_never_corrupts_and_resumes(tmp_path):
             proc = start("fill", path, n_syn, n_syn, "--real")
         else:
             proc = start("fill", path, 0, n_syn, "--sleep", 0.0005)
+        assert proc.stdout.readline().strip() == "opening", proc.stderr.read()[-2000:]
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
         time.sleep(rng.uniform(0.0, 0.25 if kind == "light" else 0.6))
         if proc.poll() is None:
@@ -109,7 +110,8 @@ def test_sigkill_while_creating_a_fresh_cache_file(tmp_path):
     for i in range(12):
         path = str(tmp_path / f"fresh{i}.sqlite")
         proc = start("fill", path, 0, 50)
-        time.sleep(rng.uniform(0.05, 1.0))  # start-up takes ~0.3-1 s: kills land before, during and after creation
+        assert proc.stdout.readline().strip() == "opening", proc.stderr.read()[-2000:]
+        time.sleep(rng.uniform(0.0, 0.08))  # while the new file is built, linked in, first rows written
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         if not os.path.exists(path):
