@@ -364,7 +364,10 @@ def test_a_stopped_lock_holder_is_named_and_the_wait_ends(tmp_path, caplog):
         holder.send_signal(signal.SIGCONT)
         holder.kill()
         holder.communicate(timeout=60)
-    # the holder is gone: the lock is free again and its note says so
+    # the holder is gone: its note says so, and the lock is free again
+    from nas_hw.measure.store.lock import describe_holder, read_holder
+
+    assert "that process is gone" in describe_holder(read_holder(path + ".lock"))
     assert cache.get_or_measure("cpu|test", "sig:new", lambda: (stats(), False)).latency() == pytest.approx(1.0)
 
 
