@@ -111,7 +111,7 @@ def test_sigkill_while_creating_a_fresh_cache_file(tmp_path):
         path = str(tmp_path / f"fresh{i}.sqlite")
         proc = start("fill", path, 0, 50)
         assert proc.stdout.readline().strip() == "opening", proc.stderr.read()[-2000:]
-        time.sleep(rng.uniform(0.0, 0.08))  # while the new file is built, linked in, first rows written
+        time.sleep(rng.uniform(0.0, 0.6))  # while the new file is built, linked in, its first rows written
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         if not os.path.exists(path):

@@ -2,8 +2,8 @@
 
 Modules: ``rows`` (a row, :class:`Record`, and the one validation every row passes), ``io``
 (export / import files), ``quality`` (row quality per fingerprint), ``lock`` (the measuring
-lock), ``sqlite`` (the SQLite store, :class:`LatencyCache`), ``schema`` and ``migrate`` (its
-file format and the schema-1 conversion).
+lock), ``sqlite`` (the SQLite store, :class:`LatencyCache`), ``opening``, ``schema`` and
+``migrate`` (how its files are recognised and opened, their format, the schema-1 conversion).
 
 The store interface: what every store backend offers (the SQLite one today; a server store
 implements the same methods, with rows validated by ``rows.check_row`` and files read and

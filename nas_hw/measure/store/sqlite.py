@@ -22,24 +22,23 @@ import json
 import logging
 import math
 import os
-import pathlib
 import sqlite3
 import threading
 import time
 
-from ...constants import CACHE_APPLICATION_ID, CACHE_SCHEMA_VERSION
+from ...constants import CACHE_SCHEMA_VERSION
 from ...errors import CacheError
 from .io import ExportFile, check_info, write_export
 from .lock import MeasuringLock
 from .quality import summarize
 from .rows import COLUMNS, RowError, read_record, stats_row
-from .schema import (LEGACY_VERSION, SELECT, check_objects, create_file, foreign_error, init_schema,
-                     read_header, require_sqlite)
+from .opening import MEMORY, migrate_hint, open_store
+from .schema import SELECT
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = CACHE_SCHEMA_VERSION
-MEMORY = ":memory:"
+__all__ = ["LatencyCache", "default_cache_path", "migrate_hint", "MEMORY", "SCHEMA_VERSION"]
 
 
 def default_cache_path():
@@ -49,13 +48,6 @@ def default_cache_path():
         return env
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "nas_hw", "latency.sqlite")
-
-
-def migrate_hint(path):
-    return (f"{path!r} is a nas_hw cache of schema {LEGACY_VERSION} (before rows kept their quality); this nas_hw "
-            f"writes schema {SCHEMA_VERSION} and reads that file read-only only: convert it with `nas-hw cache "
-            f"migrate {path}` (in place, keeping the old file as {path + '.schema1'!r}) or `nas-hw cache migrate "
-            f"{path} NEW` (a new file), then run again")
 
 
 class LatencyCache:
@@ -112,85 +104,8 @@ class LatencyCache:
 
     # -- connection -----------------------------------------------------------------
     def _connect(self):
-        require_sqlite()
-        if self.path == MEMORY:
-            conn = self._open(MEMORY)
-            init_schema(conn, wal=False)
-            self._conn, self._pid, self.schema = conn, os.getpid(), SCHEMA_VERSION
-            return
-        self._check_directory()
-        kind, version = read_header(self.path)
-        if kind == "missing" and self.readonly:
-            logger.info("no cache file at %s: reading it as an empty cache (nothing is created)", self.path)
-            conn = self._open(MEMORY)
-            init_schema(conn, wal=False)
-            self._conn, self._pid, self.schema = conn, os.getpid(), SCHEMA_VERSION
-            return
-        if kind == "missing":
-            create_file(self.path)  # False: another process created it first, which is as good
-            kind, version = read_header(self.path)
-        if kind == "foreign":
-            raise foreign_error(self.path, user_version=version)
-        if kind == "ours" and version != SCHEMA_VERSION:
-            raise self._newer(version)
-        conn = None
-        try:
-            uri = pathlib.Path(os.path.abspath(self.path)).as_uri() + ("?mode=ro" if self.readonly else "?mode=rw")
-            conn = self._open(uri, uri=True)
-            self.schema = self._check_file(conn)
-        except BaseException as err:
-            if conn is not None:  # never keep a handle on a file we refused
-                conn.close()
-            if not isinstance(err, sqlite3.DatabaseError):
-                raise
-            raise CacheError(f"{self.path!r} is not a usable nas_hw latency cache ({' '.join(str(err).split())}); "
-                             "it was left untouched: "
-                             "move or delete it, or point NAS_HW_CACHE elsewhere") from err
-        self._conn, self._pid = conn, os.getpid()
-
-    def _open(self, target, uri=False):
-        conn = sqlite3.connect(target, timeout=self.timeout_s, isolation_level=None, check_same_thread=False,
-                               uri=uri)
-        conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
-        conn.execute("PRAGMA trusted_schema=OFF")  # a file's schema never runs functions with side effects
-        return conn
-
-    def _check_directory(self):
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if not os.path.isdir(directory):
-            raise CacheError(f"cache directory {directory!r} does not exist (cache path {self.path!r}); "
-                             "create it or set NAS_HW_CACHE to a file in an existing directory")
-        if not self.readonly and not os.access(directory, os.W_OK):
-            raise CacheError(f"cache directory {directory!r} is not writable (cache path {self.path!r}); "
-                             "set NAS_HW_CACHE to a writable location")
-        if os.path.exists(self.path) and not os.access(self.path, os.R_OK if self.readonly else os.R_OK | os.W_OK):
-            raise CacheError(f"cache file {self.path!r} is not readable" + ("" if self.readonly else " and writable"))
-
-    def _check_file(self, conn):
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id == CACHE_APPLICATION_ID:
-            if version != SCHEMA_VERSION:
-                raise self._newer(version)
-        elif app_id != 0 or version != LEGACY_VERSION:
-            raise foreign_error(self.path, conn)
-        check_objects(conn, self.path, version)
-        if version == LEGACY_VERSION and not self.readonly:
-            raise CacheError(migrate_hint(self.path))
-        # The file's structure only: a row breaking a CHECK (changed outside nas_hw) is named when
-        # it is read (check_row), and `nas-hw cache clear --signature` can still delete it.
-        conn.execute("PRAGMA ignore_check_constraints=ON")
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-        conn.execute("PRAGMA ignore_check_constraints=OFF")
-        if check != "ok":
-            raise CacheError(f"{self.path!r} failed SQLite's integrity check ({' '.join(check.split())[:200]}); "
-                             "it was left untouched")
-        return version
-
-    def _newer(self, version):
-        return CacheError(f"{self.path!r} is a nas_hw cache of schema {version}; this nas_hw reads schema "
-                          f"{SCHEMA_VERSION} (and {LEGACY_VERSION}): use the nas_hw that wrote it, or move the "
-                          "file away; it was left untouched")
+        self._conn, self.schema = open_store(self.path, self.readonly, self.timeout_s)
+        self._pid = os.getpid()
 
     @property
     def conn(self):
