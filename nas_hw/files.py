@@ -104,8 +104,8 @@ def atomic_write(path, mode="w", newline=None, encoding="utf-8", sync=True):
     Args:
         path: the destination (its directory must exist).
         mode: ``"w"`` (text, ``encoding``) or ``"wb"``.
-        sync: flush the content to the disk before the move (``False`` for files that only
-            inform, such as the measuring lock's holder note: still whole, not durable).
+        sync: flush the content to the disk before the move (``False``: still whole when it
+            appears, not durable across a power loss).
 
     Raises:
         FileWriteError: ``path`` is a link or not a regular file, or writing failed (the
