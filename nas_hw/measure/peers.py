@@ -22,6 +22,8 @@ import sys
 import time
 import weakref
 
+from ..files import atomic_write
+
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".measuring"
@@ -73,10 +75,8 @@ class Registration:
         path = os.path.join(directory, f"{entry['host']}-{entry['pid']}.json")
         try:
             os.makedirs(directory, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "w") as fh:
+            with atomic_write(path, sync=False) as fh:  # never seen half-written by a reader
                 json.dump(entry, fh)
-            os.replace(tmp, path)
         except OSError as err:  # an unwritable directory: measuring still works, peers are unknown
             logger.info("cannot register in %s (%s): other measuring processes will not see this one",
                         directory, err)

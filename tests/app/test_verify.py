@@ -12,7 +12,6 @@ from nas_hw.app.cli import build_parser, main
 from nas_hw.estimators.graph import LatencyGraphEstimator
 from nas_hw.estimators.module import LatencyEstimator
 from nas_hw.measure.timing import TimingStats
-from tests.measure.quality_store import QualityCache
 
 KW = dict(ext_name="cpu", device_id=0, n_run=4, n_warmup=1, max_measure_execution_time=0.5)
 
@@ -39,7 +38,7 @@ def _args(*argv):
 
 
 def test_verify_remeasures_function_rows_and_skips_what_it_cannot(tmp_path):
-    cache = QualityCache(str(tmp_path / "c.sqlite"))
+    cache = LatencyCache(str(tmp_path / "c.sqlite"))
     here = _fill(cache)
     out = io.StringIO()
     result = verify.run_verify(cache, _args("--all"), out)
@@ -57,7 +56,7 @@ def test_verify_remeasures_function_rows_and_skips_what_it_cannot(tmp_path):
 
 
 def test_refresh_replaces_flagged_rows_and_keeps_clean_ones(tmp_path, monkeypatch):
-    cache = QualityCache(str(tmp_path / "c.sqlite"))
+    cache = LatencyCache(str(tmp_path / "c.sqlite"))
     here = _fill(cache)
     rows = [r for r in cache.records(here) if r.signature.startswith("fn:") and not r.noop]
     flagged, clean = rows[0], rows[1]
@@ -84,7 +83,7 @@ def test_refresh_replaces_flagged_rows_and_keeps_clean_ones(tmp_path, monkeypatc
 
 
 def test_sample_and_match_select_rows(tmp_path):
-    cache = QualityCache(str(tmp_path / "c.sqlite"))
+    cache = LatencyCache(str(tmp_path / "c.sqlite"))
     _fill(cache)
     result = verify.run_verify(cache, _args("--sample", "1", "--seed", "3"), io.StringIO())
     assert len(result["rows"]) == 1

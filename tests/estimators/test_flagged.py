@@ -15,7 +15,7 @@ from nas_hw.measure.load import MachineState
 from nas_hw.measure.timing import TimingStats
 from nas_hw.nas.table import CandidateTable
 from nas_hw.search.spaces import MobileNetSpace
-from tests.measure.quality_store import QualityCache
+from nas_hw.measure.store import LatencyCache
 
 KW = dict(device_id=0, ext_name="cpu", n_warmup=0, n_run=4, max_measure_execution_time=1)
 SHAPE = (1, 3, 8, 8)
@@ -44,7 +44,7 @@ def _net():
 
 def test_the_robust_value_is_served_not_the_mean():
     _, out = _net()
-    est = LatencyGraphEstimator(cache=QualityCache(":memory:"), timer=fake_timer(()), **KW)
+    est = LatencyGraphEstimator(cache=LatencyCache(":memory:"), timer=fake_timer(()), **KW)
     total = est.get_estimation(out)
     assert total == pytest.approx(1.0 * est.n_layers)  # 1 ms each, not the 9 ms mean
     assert est.flagged == []
@@ -52,7 +52,7 @@ def test_the_robust_value_is_served_not_the_mean():
 
 def test_disturbed_layers_are_stored_flagged_warned_and_listed(caplog):
     _, out = _net()
-    cache = QualityCache(":memory:")
+    cache = LatencyCache(":memory:")
     est = LatencyGraphEstimator(cache=cache, timer=fake_timer(), **KW)
     with caplog.at_level(logging.WARNING, logger="nas_hw"):
         est.get_estimation(out)
@@ -82,7 +82,7 @@ def test_disturbed_layers_are_stored_flagged_warned_and_listed(caplog):
 
 def test_module_estimator_flags_too():
     net, _ = _net()
-    est = LatencyEstimator(cache=QualityCache(":memory:"), timer=fake_timer(None), **KW)
+    est = LatencyEstimator(cache=LatencyCache(":memory:"), timer=fake_timer(None), **KW)
     est.get_estimation(net)
     assert est.flagged and len(est.flagged) == est.n_layers  # every layer came out disturbed
 
@@ -96,7 +96,7 @@ def test_a_busy_machine_is_reported_once_before_the_first_measurement(monkeypatc
 
     monkeypatch.setattr(layer_module, "check_quiet", fake_check)
     _, out = _net()
-    cache = QualityCache(":memory:")
+    cache = LatencyCache(":memory:")
     est = LatencyGraphEstimator(cache=cache, timer=fake_timer(()), wait_for_quiet=3, **KW)
     est.get_estimation(out)
     est.reset()
@@ -111,7 +111,7 @@ def test_a_busy_machine_is_reported_once_before_the_first_measurement(monkeypatc
 
 def test_the_candidate_table_records_its_flagged_rows():
     net, _ = _net()
-    est = LatencyGraphEstimator(cache=QualityCache(":memory:"), timer=fake_timer(), **KW)
+    est = LatencyGraphEstimator(cache=LatencyCache(":memory:"), timer=fake_timer(), **KW)
     table = CandidateTable.build(net, est, input_shape=SHAPE, progress=False)
     assert table.flagged and all(f["signature"].startswith("fn:Convolution|") for f in table.flagged)
     assert {"where", "layer", "signature"} <= set(table.flagged[0])

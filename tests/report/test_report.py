@@ -282,7 +282,6 @@ def test_report_says_which_latencies_come_from_flagged_rows(nnp_file, tmp_path):
     from nas_hw.estimators.graph import LatencyGraphEstimator
     from nas_hw.measure.timing import TimingStats
     from nas_hw.report.writers import format_table, write_csv, write_json
-    from tests.measure.quality_store import QualityCache
 
     def timer(fn, label=None, **kwargs):  # convolutions come out disturbed
         bad = "fn:Convolution|" in (label or "")
@@ -290,17 +289,17 @@ def test_report_says_which_latencies_come_from_flagged_rows(nnp_file, tmp_path):
                            load1=6.0, peers=0, disturbed=bad)
 
     network = load_network(nnp_file)
-    est = LatencyGraphEstimator(ext_name="cpu", n_run=3, n_warmup=0, cache=QualityCache(":memory:"), timer=timer)
+    est = LatencyGraphEstimator(ext_name="cpu", n_run=3, n_warmup=0, cache=LatencyCache(":memory:"), timer=timer)
     rep = build_report(network, est, n_run=3)
     conv = [r.index for r in rep.rows if r.type_name == "Convolution"]
     assert rep.flagged == conv and all(rep.rows[i].disturbed for i in conv)
     assert rep.rows[conv[0]].latency == pytest.approx(1.0)  # the robust value, in ms
     text = format_table(rep)
     assert "1.0000!" in text and "WARNING: 1 layer latency(ies) (marked !)" in text
-    assert "nas-hw cache verify --refresh --disturbed" in text and "median of round minimums" in text
+    assert "nas-hw cache verify --refresh --disturbed" in text and "minimum of the runs" in text
     write_csv(rep, tmp_path / "r.csv")
     rows = _read_csv(tmp_path / "r.csv")
     assert [int(r["disturbed"]) for r in rows] == [int(r.disturbed) for r in rep.rows]
     write_json(rep, tmp_path / "r.json")
     doc = json.loads((tmp_path / "r.json").read_text())
-    assert doc["flagged"] == conv and doc["statistic"].startswith("median of round minimums")
+    assert doc["flagged"] == conv and doc["statistic"].startswith("minimum of the runs")
