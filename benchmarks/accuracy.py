@@ -74,13 +74,13 @@ def n_layers_of(estimator):
     return estimator.n_layers
 
 
-def space_config(name, resolution):
+def space_config(name, resolution, small=False):
     """Small-width spaces; the MobileNet stem has stride 2 at >= 128 px, as MobileNetV2. The real
     SearchNets come from ``benchmarks/searchnets.py``."""
     if name in REAL_SPACES:
         from searchnets import build_searchnet
 
-        return (lambda **kw: build_searchnet(name.split("-")[0], resolution)), {}
+        return (lambda **kw: build_searchnet(name.split("-")[0], resolution, small=small)), {}
     if name == "mobilenet":
         return MobileNetSpace, dict(in_channels=3, n_classes=10, stem_channels=8, stage_channels=(16, 24),
                                     stage_blocks=(2, 2), stage_strides=(1, 2), kernels=(3, 5, 7),
@@ -119,7 +119,7 @@ def sample_choices(space, n, rng):
 
 
 def run_combo(space_name, resolution, args, cache_path, nnas):
-    cls, config = space_config(space_name, resolution)
+    cls, config = space_config(space_name, resolution, getattr(args, "small", False))
     space = cls(**config)
     shape = (1, 3, resolution, resolution)
     rng = np.random.RandomState(args.seed + resolution + (0 if space_name == "mobilenet" else 7))

@@ -16,8 +16,10 @@ row's idle value, and the rows flagged. Then, on the idle machine (the end of th
 calibrated accuracy on the same SearchNets through ``benchmarks/accuracy.py`` (calibrated MAPE vs
 the noise floor) at 32x32 and, in the full mode, 224x224.
 
-    python benchmarks/contention.py --short     # 12 subnetworks, idle/1/2/idle, accuracy at 32x32
-    python benchmarks/contention.py             # 2 cycles, accuracy at 32x32 and 224x224
+    python benchmarks/contention.py --short     # idle/1/2/idle, 10 runs per layer, DARTS of 5 cells,
+                                                # accuracy on 6 subnetworks at 32x32
+    python benchmarks/contention.py             # 2 cycles, 20 runs, DARTS of 8 cells, accuracy on
+                                                # 12 subnetworks at 32x32 and 224x224
 
 Goal (issue 13): for nas_hw, median |loaded/idle - 1| <= 5% and worst <= 15% at both loads, no
 row stored as clean more than 20% off its idle value, calibrated MAPE on an idle machine <= the
@@ -170,8 +172,8 @@ def accuracy_idle(args):
 
     combos = []
     for res in args.resolutions:
-        acc_args = argparse.Namespace(k=args.k, runs=args.acc_runs if res < 128 else max(5, args.acc_runs // 2),
-                                      warmup=args.warmup, seed=args.seed, incontext=False)
+        acc_args = argparse.Namespace(k=args.acc_k, runs=args.acc_runs if res < 128 else max(5, args.acc_runs // 2),
+                                      warmup=args.warmup, seed=args.seed, incontext=False, small=args.short)
         with tempfile.TemporaryDirectory() as tmp:
             nnas = accuracy.nnabla_nas_estimators(acc_args)
             for name in SEARCHNETS:
@@ -188,10 +190,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--short", action="store_true", help="one cycle (idle, 1, 2, idle); accuracy at 32x32 only")
     p.add_argument("--k", type=int, default=12, help="sampled subnetworks per SearchNet (12)")
-    p.add_argument("--runs", type=int, default=20, help="timed runs per layer, every estimator (20)")
+    p.add_argument("--runs", type=int, default=None, help="timed runs per layer, every estimator (full 20, short 10)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--acc-k", type=int, default=None, help="subnetworks per SearchNet in the accuracy part "
+                                                           "(full 12, short 6)")
     p.add_argument("--repeats", type=int, default=None, help="cycles of the conditions (full 2, short 1)")
-    p.add_argument("--acc-runs", type=int, default=20, help="forwards per true latency in the accuracy part")
+    p.add_argument("--acc-runs", type=int, default=None, help="forwards per true latency in the accuracy part "
+                                                              "(full 20, short 10)")
     p.add_argument("--resolutions", type=int, nargs="+", default=None, help="accuracy part (full: 32 224)")
     p.add_argument("--no-accuracy", action="store_true", help="skip the accuracy part")
     p.add_argument("--max-condition-s", type=float, default=900, help="competitors never outlive this (s)")
@@ -199,6 +204,9 @@ def main(argv=None):
     p.add_argument("--out", default=os.path.join(HERE, "results", "contention.json"))
     args = p.parse_args(argv)
     args.repeats = args.repeats or (1 if args.short else 2)
+    args.runs = args.runs or (10 if args.short else 20)
+    args.acc_k = args.acc_k or (6 if args.short else 12)
+    args.acc_runs = args.acc_runs or (10 if args.short else 20)
     args.resolutions = args.resolutions or ([32] if args.short else [32, 224])
     from nnabla.logger import logger as nnabla_logger
     import logging
@@ -210,7 +218,7 @@ def main(argv=None):
     started = time.time()
     spaces = {}
     for i, name in enumerate(SEARCHNETS):
-        space = build_searchnet(name)
+        space = build_searchnet(name, small=args.short)
         rng, chosen = np.random.RandomState(args.seed + i), []
         while len(chosen) < args.k:
             ch = tuple(random_choices(space, rng))

@@ -14,20 +14,20 @@ at a time, the one derived last.
 import nas_hw  # noqa: F401  (before nnabla_nas.contrib)
 from nas_hw import nnabla_nas_compat as nnas
 
-#: Constructors of the real SearchNets, at CIFAR-like settings (10 classes). DARTS at 224x224 is
-#: made smaller (8 channels, 5 cells) so a full run stays within an hour.
+#: The real SearchNets, at CIFAR-like settings (10 classes): MobileNetV2 as nnabla_nas builds it,
+#: DARTS with 16 channels and 8 cells (5 in the quick runs; 8 channels and 5 cells at 224x224).
 SEARCHNETS = ("mobilenet", "darts")
 
 
-def build_searchnet(name, resolution=32):
-    """A real nnabla_nas SearchNet (inference mode)."""
+def build_searchnet(name, resolution=32, small=False):
+    """A real nnabla_nas SearchNet (inference mode); ``small``: DARTS of 5 cells (quick runs)."""
     from nnabla_nas.contrib.classification import darts, mobilenet
 
     if name == "mobilenet":
         net = mobilenet.SearchNet(num_classes=10, mode="sample")
         config = {"class": "nnabla_nas.contrib.classification.mobilenet.SearchNet", "num_classes": 10}
     elif name == "darts":
-        channels, cells = (16, 8) if resolution < 128 else (8, 5)
+        channels, cells = (16, 5 if small else 8) if resolution < 128 else (8, 5)
         net = darts.SearchNet(in_channels=3, init_channels=channels, num_cells=cells, num_classes=10, mode="sample")
         config = {"class": "nnabla_nas.contrib.classification.darts.SearchNet", "init_channels": channels,
                   "num_cells": cells, "num_classes": 10}
