@@ -233,7 +233,7 @@ def measure(fn, n_run=100, n_warmup=10, max_measure_execution_time=1.0, outlier=
         attempts.append((stats, full_speed))
         if not stats.disturbed:
             break
-        logger.info("%s: disturbed measurement (attempt %d of %d: spread %s, %d of %d rounds at full speed)",
+        logger.debug("%s: disturbed measurement (attempt %d of %d: spread %s, %d of %d rounds at full speed)",
                     label or "measurement", attempt + 1, max_repeats + 1,
                     "n/a" if stats.spread is None else f"{100 * stats.spread:.1f}%",
                     len(rounds.fast()), len(rounds.runs))

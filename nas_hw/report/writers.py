@@ -117,7 +117,7 @@ def format_table(report):
         f"{binary_bytes(report.activation_total_bytes)} (float32)",
         f"compute: {si(report.flops, 'FLOPs')} ({si(report.macs, 'MACs')}){flops_note}",
         f"layer measurements taken: {report.measurements} (the rest came from the cache)",
-        f"every latency is the {report.statistic} of its runs (nas_hw.measure.timing)",
+        f"every latency is the {report.statistic} (nas_hw.measure.timing)",
     ]
     if report.machine is not None:
         m = report.machine
@@ -131,6 +131,8 @@ def format_table(report):
                         "disturbed")
         if report.true_latency_disturbed:
             what.append("the true latency's measurement stayed disturbed")
-        lines.append(f"WARNING: {' and '.join(what)}: taken on a busy machine, not clean truth; re-measure "
-                     "on a quiet machine (`nas-hw cache verify --refresh --disturbed`, then run the report again)")
+        how = ("`nas-hw cache verify --refresh --disturbed`, then run the report again" if report.flagged
+               else "run the report again")
+        lines.append(f"WARNING: {' and '.join(what)}: taken on a busy machine, not clean truth; on a quiet "
+                     f"machine, {how}")
     return "\n".join(lines)
