@@ -35,6 +35,20 @@ DTYPE_BYTES = {
     "double": 8, "int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8,
 }
 
+#: Limits of reading an nnabla ``.nnp`` archive (``nas-hw report``; :class:`~nas_hw.report.nnp.NnpLimits`):
+#: bytes decompressed from its network-definition members (.nntxt / .prototxt), all together.
+NNP_MAX_BYTES = 16 * 2**20
+#: Members an archive may hold (its central directory is bounded before it is parsed).
+NNP_MAX_MEMBERS = 1000
+#: Uncompressed / compressed size of one member read, checked for members of at least
+#: ``NNP_RATIO_MIN_BYTES`` (a few KiB of text compress far better than a real definition).
+NNP_MAX_RATIO = 200.0
+NNP_RATIO_MIN_BYTES = 2**20
+#: Tensors (parameters and activations, float32) the network declares at the report's batch size.
+NNP_MAX_NETWORK_BYTES = 512 * 2**20
+#: Functions, and variables, of the network once its loops are expanded (each).
+NNP_MAX_GRAPH_NODES = 100_000
+
 #: The extra that brings the GPU extension.
 CUDA_INSTALL_HINT = "pip install 'nas_hw[cuda]' (installs nnabla-ext-cuda120)"
 
