@@ -14,7 +14,7 @@ import json
 import logging
 import os
 
-from ..checks import check_filename, check_int, check_n_run, check_number, check_one_of, check_positive
+from ..checks import check_bool, check_filename, check_int, check_n_run, check_number, check_one_of, check_positive
 from ..constants import BUDGET_MONITORS, MAX_PENALTY_WEIGHT
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class LatencyMonitor(Callback):
 
     def __init__(self, every_n_arch_steps=20, measure_true_latency=True, n_run=20):
         self.every_n_arch_steps = check_int("every_n_arch_steps", every_n_arch_steps, low=1)
-        self.measure_true_latency = bool(measure_true_latency)
+        self.measure_true_latency = check_bool("measure_true_latency", measure_true_latency)
         self.measures_on_device = self.measure_true_latency
         self.n_run = check_n_run(n_run)
         self.history = []
