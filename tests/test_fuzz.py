@@ -833,24 +833,77 @@ def assert_refused_on_the_command_line(kind, argv, field, tmp_path):
     return lines[0]
 
 
-@fuzz(max_examples=70)
-@given(case=hostile_setting())
-def test_every_config_key_refuses_hostile_values_before_any_long_work(case, no_long_work, tmp_path_factory):
-    """What ``nas-hw search`` checks before Hydra creates the run directory
-    (:func:`nas_hw.app.guard.check_search`, the ``CheckFirst`` callback's check) refuses a
-    hostile value of any key, naming it, with nothing measured and nothing written."""
-    name, argv = case
-    cwd = tmp_path_factory.mktemp("check")
+def _check_refuses(name, argv, cwd):
     before = CALLS["long_work"]
     old = os.getcwd()
     os.chdir(cwd)
     try:
         refused(f"keys/{name}", name.rsplit(".", 1)[-1],
-                lambda: check_search(compose(argv + [f"cache.path={cwd / 'c.sqlite'}"]).copy()))
+                lambda: check_search(compose(argv + [f"cache.path={cwd / 'c.sqlite'}"])))
     finally:
         os.chdir(old)
     assert CALLS["long_work"] == before
-    assert sorted(os.listdir(cwd)) == ["c.sqlite"] or not os.listdir(cwd), os.listdir(cwd)
+    assert set(os.listdir(cwd)) <= {"c.sqlite"}, os.listdir(cwd)
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+@fuzz(max_examples=1)
+@given(data=st.data())
+def test_every_config_key_refuses_a_hostile_value_before_any_long_work(name, data, no_long_work, tmp_path_factory):
+    """What ``nas-hw search`` checks before Hydra creates the run directory
+    (:func:`nas_hw.app.guard.check_search`, the ``CheckFirst`` callback's check) refuses a
+    hostile value of each key, naming it, with nothing measured and nothing written."""
+    key = KEYS[name]
+    argv = list(key.context) + [f"{name}={hydra_literal(data.draw(hostile_value(key)))}"]
+    _check_refuses(name, argv, tmp_path_factory.mktemp("check"))
+
+
+@fuzz(max_examples=30)
+@given(case=hostile_setting())
+def test_more_hostile_values_of_any_key_are_refused(case, no_long_work, tmp_path_factory):
+    name, argv = case
+    _check_refuses(name, argv, tmp_path_factory.mktemp("check"))
+
+
+def _weird_path(kind, tmp_path):
+    path = tmp_path / f"weird_{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "garbage_file":
+        path.write_bytes(b"\x00\xff not what it should be" * 100)
+    elif kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link_loop":
+        path.symlink_to(path)
+    elif kind == "cifar_lookalike":  # a directory with the CIFAR-10 file names holding junk
+        (path / "cifar-10-batches-py").mkdir(parents=True)
+        for name in ["data_batch_1", "test_batch", "batches.meta"]:
+            (path / "cifar-10-batches-py" / name).write_bytes(b"junk")
+    return str(path)
+
+
+@pytest.mark.parametrize("key, context, field", [
+    ("data.root", ["data=cifar10"], "root"), ("cache.path", [], "cache"), ("search.resume", [], "resume"),
+])
+@pytest.mark.parametrize("kind", ["fifo", "directory", "garbage_file", "dev_zero", "link_loop", "cifar_lookalike"])
+def test_paths_to_weird_files_are_refused(key, context, field, kind, no_long_work, tmp_path):
+    """A FIFO (never opened: it would block), a directory, junk, /dev/zero, a symlink loop, a
+    directory that looks like the data set: one line naming the key, nothing measured."""
+    path = _weird_path(kind, tmp_path)
+    argv = context + [f"{key}='{path}'"]
+    COUNTS[f"paths/{key}"] += 1
+    before = CALLS["long_work"]
+    extra = [] if key == "cache.path" else [f"cache.path={tmp_path / 'c.sqlite'}"]
+    refused_here = None
+    try:
+        check_search(compose(argv + extra))
+    except DOCUMENTED as err:
+        refused_here = str(err)
+    assert refused_here is not None and "\n" not in refused_here, f"{argv} was accepted"
+    assert field in refused_here or path in refused_here, refused_here
+    assert CALLS["long_work"] == before
 
 
 @fuzz(max_examples=15)
@@ -892,6 +945,7 @@ def test_every_key_is_fuzzed():
                                    "callbacks.constraint.bound_ms", "callbacks.checkpoint.budget_ms"}
     assert not untested, f"config keys without hostile values: {sorted(untested)}"
     report("keys/")
+    report("paths/")
     report("cli/")
 
 
