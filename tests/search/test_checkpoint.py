@@ -239,18 +239,16 @@ def test_a_proxyless_baseline_that_is_not_a_number_is_refused(checkpoints, no_lo
 
 @pytest.mark.parametrize("search", ["darts", "proxyless"])
 def test_an_intact_checkpoint_and_one_behind_symlinks_resume(search, checkpoints, no_long_work, tmp_path):
-    """The checks can pass: the untouched checkpoint, and a copy whose files are symlinks."""
-    check_search(_config(search, tmp_path / "c.sqlite", resume=checkpoints[search]))
+    """The checks can pass: a checkpoint whose files are symlinks to an intact one resumes."""
     linked = tmp_path / "linked"
     linked.mkdir()
     for f in os.listdir(checkpoints[search] / "checkpoint"):
         (linked / f).symlink_to(checkpoints[search] / "checkpoint" / f)
-    check_search(_config(search, tmp_path / "c.sqlite", resume=linked))
     plan = pipeline.plan_search(_config(search, tmp_path / "c.sqlite", resume=linked), str(tmp_path / "run"))
     plan.setup.cache.close()
     assert plan.searcher.history == [{"epoch": 0, "valid_acc": 0.5}]
     assert not (tmp_path / "run").exists()  # planning writes nothing
-    OUTCOMES["intact/resumed"] += 2
+    OUTCOMES["intact/resumed"] += 1
 
 
 def test_a_checkpoint_of_another_model_names_the_parameters(checkpoints, no_long_work, tmp_path):
