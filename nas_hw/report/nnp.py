@@ -74,7 +74,8 @@ def _refuse(path, what):
 
 
 def _mib(n):
-    return f"{n} bytes ({n / 2**20:.4g} MiB)"
+    unit, scale = next((u, s) for u, s in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10), ("B", 1)) if n >= s or s == 1)
+    return f"{n} bytes" if unit == "B" else f"{n} bytes ({n / scale:.3g} {unit})"
 
 
 def directory_bounds(fh):
