@@ -16,6 +16,7 @@ import os
 
 from ..checks import check_bool, check_filename, check_int, check_n_run, check_number, check_one_of, check_positive
 from ..constants import BUDGET_MONITORS, MAX_PENALTY_WEIGHT
+from ..files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -252,7 +253,7 @@ class BudgetCheckpoint(Callback):
 
     def _write(self):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        with open(self.path, "w") as f:
+        with atomic_write(self.path) as f:
             json.dump(self.best, f, indent=2)
 
     def on_search_start(self, logs):
