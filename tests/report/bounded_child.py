@@ -13,16 +13,22 @@ import resource
 import sys
 
 
-def vm_size_bytes():
+def _status_bytes(field):
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmSize:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmSize in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def vm_size_bytes():
+    return _status_bytes("VmSize")
 
 
 def peak_rss_bytes():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's resident-set high-water mark (``VmHWM``: unlike ``ru_maxrss``, not
+    inherited from the parent that forked it)."""
+    return _status_bytes("VmHWM")
 
 
 def main():
