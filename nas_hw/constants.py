@@ -154,6 +154,8 @@ MAX_REPEATS = 4
 #: Seconds waited before the k-th repeat (k times this; 0.5 s in all at most): a burst of load,
 #: or a spell of slowed cores (tens to hundreds of ms on a shared machine), may pass meanwhile.
 REPEAT_PAUSE_S = 0.05
+#: The longest a measuring job waits for a quiet machine (``wait_for_quiet``, seconds): one day.
+MAX_WAIT_FOR_QUIET_S = 86400.0
 #: A re-measured row more than this far (relative) from its stored value has drifted
 #: (``nas-hw cache verify``).
 DRIFT_LIMIT = 0.20

@@ -25,7 +25,7 @@ import statistics
 
 import nnabla as nn
 
-from ..constants import DRIFT_LIMIT
+from ..constants import DRIFT_LIMIT, MAX_WAIT_FOR_QUIET_S
 from ..errors import MeasurementError, UsageError
 from ..estimators.graph import LatencyGraphEstimator
 from ..measure.device import Device
@@ -216,6 +216,8 @@ def run(args, out):
         raise UsageError(f"--sample must be >= 1, got {args.sample}")
     if args.all and args.sample is not None:
         raise UsageError("--all and --sample exclude each other")
+    if not 0 <= args.wait_for_quiet <= MAX_WAIT_FOR_QUIET_S:
+        raise UsageError(f"--wait-for-quiet must be seconds in [0, {MAX_WAIT_FOR_QUIET_S:g}], got {args.wait_for_quiet}")
     if args.cache != ":memory:" and not os.path.exists(args.cache):
         raise UsageError(f"no cache file at {args.cache!r}: nothing to verify")
     with LatencyCache(args.cache) as cache:

@@ -10,7 +10,7 @@ import nnabla.function as function_classes
 import nnabla.functions as F
 
 from ..checks import check_batch_size, check_number, check_one_of
-from ..constants import MAX_REPEATS, ON_ERROR, ROBUST_STATISTIC, TIMING_ROUNDS, unit_name
+from ..constants import MAX_REPEATS, MAX_WAIT_FOR_QUIET_S, ON_ERROR, ROBUST_STATISTIC, TIMING_ROUNDS, unit_name
 from ..errors import MeasurementError, MissingMeasurementsError
 from ..measure import peers as measuring_peers
 from ..measure.device import Device, current_device
@@ -91,7 +91,7 @@ class LayerEstimator(TimedSettings, Estimator):
                              current.device_id if device_id is None else device_id, type_config)
         self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale, run_timeout, timer)
         self.batch_size = check_batch_size(batch_size)
-        self.wait_for_quiet = check_number("wait_for_quiet", wait_for_quiet, low=0)
+        self.wait_for_quiet = check_number("wait_for_quiet", wait_for_quiet, low=0, high=MAX_WAIT_FOR_QUIET_S)
         self.machine_at_start = None
         self.on_error = check_one_of("on_error", on_error, ON_ERROR)
         self.ctx = self.device.context

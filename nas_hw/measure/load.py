@@ -20,11 +20,13 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from ..constants import MAX_WAIT_FOR_QUIET_S
+
 logger = logging.getLogger(__name__)
 
 #: The sampling window of :func:`machine_state` (seconds) and its number of readings.
-SAMPLE_WINDOW_S = 0.5
-SAMPLE_READINGS = 10
+SAMPLE_WINDOW_S = 0.2
+SAMPLE_READINGS = 5
 
 
 def cores():
@@ -133,8 +135,10 @@ def check_quiet(what, cache_path=None, wait_for_quiet=0.0, poll_s=5.0, state_fn=
     Returns:
         MachineState: the state the job starts in.
     """
-    if isinstance(wait_for_quiet, bool) or not isinstance(wait_for_quiet, (int, float)) or not wait_for_quiet >= 0:
-        raise ValueError(f"wait_for_quiet must be a number of seconds >= 0, got {wait_for_quiet!r}")
+    if (isinstance(wait_for_quiet, bool) or not isinstance(wait_for_quiet, (int, float))
+            or not 0 <= wait_for_quiet <= MAX_WAIT_FOR_QUIET_S):
+        raise ValueError(f"wait_for_quiet must be a number of seconds in [0, {MAX_WAIT_FOR_QUIET_S:g}], "
+                         f"got {wait_for_quiet!r}")
     look = state_fn or (lambda: machine_state(cache_path))
     state = look()
     if not state.busy:

@@ -101,7 +101,8 @@ def test_cli_verify_on_a_cache_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "re-measuring 2 on cpu|" in out and "drift median" in out
     for argv, match in ((["--sample", "0"], "--sample must be >= 1"), (["--all", "--sample", "2"], "exclude"),
-                        (["--fingerprint", "nope"], "has no rows")):
+                        (["--fingerprint", "nope"], "has no rows"), (["--wait-for-quiet", "-1"], "wait-for-quiet"),
+                        (["--wait-for-quiet", "nan"], "wait-for-quiet")):
         assert main(["cache", "verify", "--cache", path] + argv) == 2
         assert match in capsys.readouterr().err
     assert main(["cache", "verify", "--cache", str(tmp_path / "missing.sqlite")]) == 2

@@ -56,7 +56,7 @@ def test_a_busy_machine_is_reported_and_waited_for_within_the_bound(caplog):
                             sleep=lambda s: now.__setitem__(0, now[0] + s), clock=lambda: now[0])
     assert state.busy and now[0] == pytest.approx(12)  # never longer than the bound
     assert "still busy after waiting 12 s" in caplog.text
-    for bad in (-1, "5", True, float("nan")):
+    for bad in (-1, "5", True, float("nan"), 86401):
         with pytest.raises(ValueError, match="wait_for_quiet"):
             check_quiet("job", wait_for_quiet=bad, state_fn=lambda: QUIET)
 
