@@ -171,3 +171,81 @@ def fixed_choices(mixedops, choices):
     finally:
         for m, previous_mode, previous_active in reversed(saved):
             m._mode, m._active = previous_mode, previous_active
+
+
+# -- deriving a fixed network and the spaces' own rules -------------------------------------
+
+def is_zero_op(m):
+    """True for nnabla_nas's ``Zero`` (the "no edge" candidate of DARTS cells)."""
+    from nnabla_nas.module import Zero
+
+    return isinstance(m, Zero)
+
+
+def replace_mixed_ops(net, choices):
+    """Replaces, in place, each MixedOp of ``net`` (``get_modules()`` order) by its candidate
+    ``choices[i]``, as nnabla_nas's own TrainNets do (``module._mixed = module._mixed._ops[idx]``),
+    and removes the MixedOps' architecture parameters from the module tree: what is left is the
+    fixed network of those choices.
+
+    Raises:
+        ValueError: ``choices`` does not hold one index per MixedOp.
+    """
+    found = [(name, m) for name, m in net.get_modules() if is_mixed_op(m)]
+    if len(choices) != len(found):
+        raise ValueError(f"choices must hold one candidate index per MixedOp ({len(found)}), got {len(choices)}")
+    alphas = {id(alpha(m)) for _, m in found}
+    modules = dict(net.get_modules())
+    for (name, m), c in zip(found, choices):
+        if not name:
+            raise ValueError("the network itself is a MixedOp: there is nothing to derive it into")
+        parent, key = name.rsplit("/", 1) if "/" in name else ("", name)
+        ops = candidates(m)
+        if not 0 <= int(c) < len(ops):
+            raise ValueError(f"choice {c!r} of {name!r} must index one of its {len(ops)} candidates")
+        modules[parent].modules[key] = ops[int(c)]  # same key, same place in the call order
+    for _, module in net.get_modules():
+        for key in [k for k, p in module.parameters.items() if id(p) in alphas]:
+            del module.parameters[key]
+    return net
+
+
+def darts_nodes(model):
+    """The incoming edges of every node of nnabla_nas's DARTS cells (``darts.SearchNet``, also
+    PNAS's): one list of MixedOps per node, cell after cell; ``[]`` for a model without such cells.
+
+    Node ``i`` of a cell sums ``i + 2`` edges (the two cell inputs and the earlier nodes), held in
+    ``cell._blocks`` in that order (nnabla_nas's ``darts/modules.py: Cell``)."""
+    module = sys.modules.get("nnabla_nas.contrib.classification.darts.modules")
+    if module is None:  # never imported: no model can hold one of its cells
+        return []
+    nodes = []
+    for _, m in model.get_modules():
+        if isinstance(m, module.Cell):
+            blocks, offset = list(m._blocks), 0
+            for i in range(m._num_choices):
+                nodes.append([blocks[offset + j]._mixed for j in range(i + 2)])
+                offset += i + 2
+    return nodes
+
+
+def darts_candidate_names():
+    """Names of the DARTS edge candidates, in the order nnabla_nas builds them (``none`` last)."""
+    from nnabla_nas.contrib.classification.darts.modules import CANDIDATES
+
+    return list(CANDIDATES)
+
+
+def searchnet_candidate_names(model, mixedop):
+    """The names nnabla_nas gives the candidates of ``mixedop`` in ``model``, or ``None``.
+
+    DARTS / PNAS edges take ``darts.modules.CANDIDATES``'s names; MobileNet and FairNAS blocks
+    take the SearchNet's ``candidates`` list, plus ``skip_connect`` where the block has it."""
+    n = len(candidates(mixedop))
+    if darts_nodes(model):
+        names = darts_candidate_names()
+        return names if len(names) == n else None
+    listed = getattr(model, "_candidates", None)
+    if isinstance(listed, (list, tuple)) and n in (len(listed), len(listed) + 1):
+        return list(listed) + ["skip_connect"] * (n - len(listed))
+    return None

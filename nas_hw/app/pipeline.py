@@ -37,6 +37,7 @@ from ..estimators.calibrated import Calibrator
 from ..measure.store import LatencyCache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
+from ..search.datasets import adapt_images
 from ..search.derive import measure_network_latency_ms
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,31 @@ def deploy_input_shape(table_cfg, dataset):
     return shape
 
 
+def adapt_data(model, dataset):
+    """The data at the image shape the space needs: a space may say which (``input_shape_for``:
+    nnabla_nas's SearchNets need 3 channels or 32x32, see
+    :class:`~nas_hw.search.spaces.searchnets.SearchNetSpace`); the images are then adapted
+    (:func:`~nas_hw.search.datasets.adapt_images`) and every latency is measured at that shape."""
+    wanted = getattr(model, "input_shape_for", None)
+    if wanted is None:
+        return dataset
+    try:
+        return adapt_images(dataset, wanted(tuple(dataset.input_shape)))
+    except ValueError as err:
+        raise ConfigInputError(f"space: {first_line(err)}") from err
+
+
+def check_space_input(model, shape):
+    """Lets a space that can check an input shape (``check_input``) refuse it in one line."""
+    check = getattr(model, "check_input", None)
+    if check is None:
+        return
+    try:
+        check(shape)
+    except ValueError as err:
+        raise ConfigInputError(f"space.{first_line(err)}") from err
+
+
 def build_callbacks(callbacks_cfg):
     """A :class:`~nas_hw.nas.callbacks.CallbackList` from the ``callbacks`` dict of named
     ``_target_`` entries (a ``null`` entry is skipped, so ``callbacks.csv=null`` removes one)."""
@@ -146,10 +172,12 @@ def setup(cfg):
     seed_everything(int(cfg.seed))
     device = build(cfg.device, "device")
     dataset = build(cfg.data, "data")
-    shape = deploy_input_shape(cfg.table, dataset)
     with nn.context_scope(device.context):
         model = build(cfg.space, "space", mode="full", in_channels=int(dataset.input_shape[0]),
                       n_classes=int(dataset.n_classes), seed=int(cfg.seed))
+        dataset = adapt_data(model, dataset)
+        shape = deploy_input_shape(cfg.table, dataset)
+        check_space_input(model, shape)
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
     cache = LatencyCache(cfg.cache.path)
@@ -380,6 +408,7 @@ def _search(plan, started):
         "algorithm": searcher.algorithm,
         "space": OmegaConf.select(cfg, "space._target_"),
         "data": dataset.name,
+        "data_adapted_from": None if dataset.adapted_from is None else list(dataset.adapted_from),
         "seed": int(cfg.seed),
         "latency_penalty": None if cfg.latency is None else OmegaConf.to_container(cfg.latency),
         "latency_weight": None if penalty is None else penalty.weight,
