@@ -19,6 +19,8 @@ import os
 import sys
 import types
 
+import numpy as np
+
 OFA_NETWORKS = "nnabla_nas.contrib.classification.ofa.networks"
 
 
@@ -185,8 +187,9 @@ def is_zero_op(m):
 def replace_mixed_ops(net, choices):
     """Replaces, in place, each MixedOp of ``net`` (``get_modules()`` order) by its candidate
     ``choices[i]``, as nnabla_nas's own TrainNets do (``module._mixed = module._mixed._ops[idx]``),
-    and removes the MixedOps' architecture parameters from the module tree: what is left is the
-    fixed network of those choices.
+    and removes the architecture parameters (the MixedOps', and those the SearchNet declares with
+    ``get_arch_parameters``, e.g. DARTS's shared alphas of a cell type it has no cell of) from
+    the module tree: what is left is the fixed network of those choices.
 
     Raises:
         ValueError: ``choices`` does not hold one index per MixedOp.
@@ -194,7 +197,7 @@ def replace_mixed_ops(net, choices):
     found = [(name, m) for name, m in net.get_modules() if is_mixed_op(m)]
     if len(choices) != len(found):
         raise ValueError(f"choices must hold one candidate index per MixedOp ({len(found)}), got {len(choices)}")
-    alphas = {id(alpha(m)) for _, m in found}
+    alphas = {id(alpha(m)) for _, m in found} | {id(p) for p in declared_arch_parameters(net)}
     modules = dict(net.get_modules())
     for (name, m), c in zip(found, choices):
         if not name:
@@ -208,6 +211,18 @@ def replace_mixed_ops(net, choices):
         for key in [k for k, p in module.parameters.items() if id(p) in alphas]:
             del module.parameters[key]
     return net
+
+
+def declared_arch_parameters(net):
+    """The parameters ``net.get_arch_parameters()`` names (nnabla_nas's API; ``[]`` where the
+    model has none or, as FairNAS's base class, raises ``NotImplementedError``)."""
+    getter = getattr(net, "get_arch_parameters", None)
+    if getter is None:
+        return []
+    try:
+        return list(getter().values())
+    except NotImplementedError:
+        return []
 
 
 def darts_nodes(model):
@@ -249,3 +264,65 @@ def searchnet_candidate_names(model, mixedop):
     if isinstance(listed, (list, tuple)) and n in (len(listed), len(listed) + 1):
         return list(listed) + ["skip_connect"] * (n - len(listed))
     return None
+
+
+# -- nnabla_nas's Runner (nnabla_nas.runner.searcher) -----------------------------------------
+
+#: What nnabla_nas's searchers write in their output directory (nas_hw's callbacks must not).
+RUNNER_OUTPUTS = ("arch.json", "arch.h5", "weights.h5", "checkpoint", "tensorboard")
+
+
+def runner_algorithm(runner):
+    """``'darts'``, ``'proxyless'`` or ``'fairnas'`` for nnabla_nas's searchers (their
+    subclasses included), else ``None``."""
+    from nnabla_nas.runner.searcher import DartsSearcher, FairNasSearcher, ProxylessNasSearcher
+
+    for cls, name in ((DartsSearcher, "darts"), (ProxylessNasSearcher, "proxyless"), (FairNasSearcher, "fairnas")):
+        if isinstance(runner, cls):
+            return name
+    return None
+
+
+def runner_output_dir(runner):
+    """The absolute directory the runner writes its logs and checkpoints to."""
+    return runner._abs_output_path
+
+
+def runner_meters(runner):
+    """The epoch's running averages the runner's monitor holds, ``{name: float}``."""
+    return {name: float(np.asarray(m.avg).reshape(-1)[0]) for name, m in runner.monitor.meters.items()
+            if getattr(m, "count", 0)}
+
+
+def runner_placeholder(runner, key):
+    """The runner's ``placeholder[key]`` dict (``inputs``, ``targets``, ``outputs``, ``loss``...)."""
+    return runner.placeholder[key]
+
+
+def runner_reward(runner):
+    """ProxylessNAS's moving-average reward (``None`` before the first architecture step)."""
+    reward = getattr(runner, "_reward", None)
+    return None if reward is None else float(np.asarray(reward.data).reshape(-1)[0])
+
+
+@contextlib.contextmanager
+def hydra_run_dir(output_dir):
+    """Runs the block with a Hydra run configuration whose ``run.dir`` is ``output_dir``, when no
+    Hydra app is running: nnabla_nas's Runner reads ``HydraConfig`` for its output path and log
+    names (inside nnabla_nas's own Hydra app, or any ``@hydra.main``, nothing changes).
+
+    The runner's output directory is ``<run.dir>/<args['output_path']>``."""
+    from hydra import compose, initialize
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        yield
+        return
+    with initialize(version_base="1.3", config_path=None):
+        cfg = compose(overrides=[f"hydra.run.dir={os.fspath(output_dir)}"], return_hydra_config=True)
+    instance = HydraConfig.instance()
+    instance.set_config(cfg)
+    try:
+        yield
+    finally:
+        instance.cfg = None

@@ -55,6 +55,18 @@ class Callback:
         """Restores what :meth:`state_dict` returned."""
 
 
+def check_derive_fn(callbacks, derive_fn):
+    """Refuses, when the searcher is built, callbacks that build the derived network
+    (``needs_derive``) if there is no ``derive_fn`` (they would fail only at an epoch's end)."""
+    if derive_fn is not None:
+        return
+    for name, cb in callbacks.named:
+        if getattr(cb, "needs_derive", False):
+            raise ValueError(f"derive_fn is required by callback {name!r} ({type(cb).__name__}), which builds the "
+                             "derived network at epoch ends: pass derive_fn=choices -> fixed Module (or a model "
+                             "with a derive method)")
+
+
 class CallbackList(Callback):
     """Calls each of its callbacks in order.
 

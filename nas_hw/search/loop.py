@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .. import nnabla_nas_compat as nnas
 from ..checks import check_int, check_number, check_one_of
 from ..constants import OPTIMIZERS
-from ..nas.callbacks import Callback, CallbackList
+from ..nas.callbacks import Callback, CallbackList, check_derive_fn
 from ..nas.choices import (arch_parameters, derivation_rule, find_choice_points, fixed_choices, net_parameters,
                            per_point, set_mode)
 from .checkpoint import check_resume, load_checkpoint, save_checkpoint
@@ -45,18 +45,6 @@ def make_solver(name, lr, momentum=0.9, field="optimizer"):
     if name == "sgd":
         return S.Sgd(lr)
     return S.Adam(alpha=lr, beta1=0.5, beta2=0.999)
-
-
-def check_derive_fn(callbacks, derive_fn):
-    """Refuses, when the searcher is built, callbacks that build the derived network
-    (``needs_derive``) if there is no ``derive_fn`` (they would fail only at an epoch's end)."""
-    if derive_fn is not None:
-        return
-    for name, cb in callbacks.named:
-        if getattr(cb, "needs_derive", False):
-            raise ValueError(f"derive_fn is required by callback {name!r} ({type(cb).__name__}), which builds the "
-                             "derived network at epoch ends: pass derive_fn=choices -> fixed Module (or a model "
-                             "with a derive method)")
 
 
 def accuracy(logits, y):

@@ -4,9 +4,10 @@
 ``mobilenet.SearchNet``, ``fairnas.SearchNet``, or any Module with MixedOps) into what nas_hw's
 search needs, without assuming anything of its constructor:
 
-* it builds the SearchNet with the data's channels, the number of classes, the MixedOp mode and
-  the seed, each passed under the name the SearchNet's constructor has for it (``num_classes``,
-  ``in_channels``...), and only when it has one (MobileNet's stem always reads 3 channels);
+* it builds the SearchNet with the data's channels, the number of classes and the seed, each
+  passed under the name the SearchNet's constructor has for it (``num_classes``,
+  ``in_channels``...), and only when it has one (MobileNet's stem always reads 3 channels), then
+  sets its MixedOps' mode;
 * it says which images the SearchNet needs (:meth:`SearchNetSpace.input_shape_for`: 3 channels
   for MobileNet / FairNAS, 32x32 for DARTS, whose classifier pools an 8x8 map after two
   reductions); ``nas-hw search`` adapts the data to it
@@ -31,11 +32,10 @@ from nnabla_nas.module import Module
 from ... import nnabla_nas_compat as nnas
 from ...checks import check_int, check_one_of
 from ...constants import DERIVATION_RULES, MIXED_OP_MODES
-from ...nas.choices import arch_parameters, find_choice_points, net_parameters, per_point
+from ...nas.choices import arch_parameters, find_choice_points, net_parameters, per_point, set_mode
 
 #: nas_hw's run arguments and the constructor names a SearchNet may have for each.
-ARGUMENT_NAMES = {"in_channels": ("in_channels",), "n_classes": ("num_classes", "n_classes"),
-                  "mode": ("mode",), "seed": ("seed",)}
+ARGUMENT_NAMES = {"in_channels": ("in_channels",), "n_classes": ("num_classes", "n_classes"), "seed": ("seed",)}
 
 
 def _parameters_of(factory):
@@ -48,7 +48,9 @@ def _parameters_of(factory):
 
 def searchnet_arguments(factory, **values):
     """The keyword arguments ``factory`` (a SearchNet class, or a ``functools.partial`` of one)
-    takes for nas_hw's ``in_channels``, ``n_classes``, ``mode`` and ``seed``, under its own names.
+    takes for nas_hw's ``in_channels``, ``n_classes`` and ``seed``, under its own names (the
+    MixedOps' mode is set on the MixedOps themselves: a SearchNet's ``mode`` argument may mean
+    something else, as zoph's ``Join`` modes).
 
     Raises:
         ValueError: the partial already sets one of them (nas_hw sets it from the data and the run).
@@ -83,8 +85,9 @@ class SearchNetSpace(Module):
             ``in_channels`` (3 for nnabla_nas's MobileNet and FairNAS); ``None``: the data's.
         image_size: the height and width the SearchNet needs (32 for DARTS with 2 or more cells);
             ``None``: the data's.
-        in_channels, n_classes, mode, seed: the data's channels and classes, the MixedOp mode
-            and the seed, passed to ``net`` under its own argument names where it has them.
+        in_channels, n_classes, seed: the data's channels and classes and the seed, passed to
+            ``net`` under its own argument names where it has them.
+        mode: the MixedOps' mode (``full``, ``sample``, ``max``, ``fair``).
         choices: one candidate index per choice group: builds the derived fixed network.
 
     Raises:
@@ -104,7 +107,7 @@ class SearchNetSpace(Module):
         check_one_of("mode", mode, MIXED_OP_MODES)
         check_int("seed", seed, low=0)
         kwargs = searchnet_arguments(net, in_channels=image_channels or in_channels, n_classes=n_classes,
-                                     mode=mode, seed=seed)
+                                     seed=seed)
         if "in_channels" not in kwargs and image_channels is None:
             raise ValueError(f"image_channels is required: {_name_of(net)} takes no in_channels, so give the "
                              "channels its stem reads (3 for nnabla_nas's classification SearchNets)")
@@ -116,6 +119,7 @@ class SearchNetSpace(Module):
         if not points:
             raise ValueError(f"{_name_of(net)} has no MixedOp: nas_hw searches MixedOps only (zoph's static Join, "
                              "random_wired's fixed graph and OFA's elastic layers are not supported)")
+        set_mode(self.net, mode)
         self._groups = _groups(self.net, points)
         self._channels = image_channels or in_channels
         self._choices = None
@@ -225,3 +229,28 @@ def _groups(net, points):
             names = nnas.searchnet_candidate_names(net, cp.mixedop) or [type(c).__name__ for c in cp.candidates]
             out[cp.group] = (cp.name, names)
     return [out[g] for g in range(len(out))]
+
+
+def deriver(build):
+    """A ``derive_fn`` for a SearchNet you build yourself (nnabla_nas's Runner, your own loop):
+    ``choices -> build()`` with every MixedOp replaced by its chosen candidate (fresh weights).
+
+    Args:
+        build: a callable with no arguments returning a new SearchNet of the same space, e.g.
+            ``functools.partial(darts.SearchNet, 3, 16, 8, 10, shared=True)``.
+
+    Returns:
+        ``choices -> fixed Module``, ``choices`` holding one candidate index per choice group.
+    """
+    if not callable(build):
+        raise ValueError(f"build must be a callable returning a new SearchNet, got {build!r}")
+
+    def derive(choices):
+        net = build()
+        points = find_choice_points(net, require_shapes=False)
+        n_groups = len({cp.group for cp in points})
+        if len(choices) != n_groups:
+            raise ValueError(f"choices must hold one index per choice group ({n_groups}), got {len(choices)}")
+        return nnas.replace_mixed_ops(net, per_point(points, choices))
+
+    return derive
