@@ -111,19 +111,20 @@ class HardwareAware:
         self._epoch_start = None
         check_derive_fn(self.callbacks, derive_fn)
         _check_callbacks(self.callbacks)
-        if penalty is not None:
-            penalty.bind(table)
-        super().__init__(*args, **kwargs)  # FairNasSearcher builds its valid graph in here
         self.algorithm = nnas.runner_algorithm(self)
         if self.algorithm is None:
             raise TypeError(f"{type(self).__name__} is not an nnabla_nas searcher (DartsSearcher, "
                             "ProxylessNasSearcher, FairNasSearcher)")
-        if penalty is not None and self.algorithm == "fairnas":
-            raise ValueError("penalty: FairNAS trains no architecture parameters, so a penalty has nothing to act on")
+        if penalty is not None:
+            if self.algorithm == "fairnas":
+                raise ValueError("penalty: FairNAS trains no architecture parameters, so a penalty has nothing to "
+                                 "act on")
+            if self.algorithm == "proxyless" and penalty.mode == "log":
+                raise ValueError("penalty: nnabla_nas's ProxylessNAS gets the penalty's gradient added to "
+                                 "REINFORCE's, so the mode must be one of ('linear', 'hinge'), got 'log'")
+            penalty.bind(table)
+        super().__init__(*args, **kwargs)  # FairNasSearcher builds its valid graph in here
         if penalty is not None and self.algorithm == "proxyless":
-            if penalty.mode == "log":
-                raise ValueError("penalty: nnabla_nas's ProxylessNAS gets the penalty's gradient added to REINFORCE's, "
-                                 "so the mode must be one of ('linear', 'hinge'), got 'log'")
             self.optimizer = dict(self.optimizer)  # the user's dict stays as it was
             self.optimizer["valid"] = _PenalisedUpdate(self.optimizer["valid"], penalty.penalty_of(None))
 
