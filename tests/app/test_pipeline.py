@@ -179,3 +179,11 @@ def test_a_searchnet_that_cannot_take_the_data_is_refused_in_one_line(tmp_path):
                                      f"cache.path={tmp_path / 'cache.sqlite'}"])
     with pytest.raises(ConfigInputError, match="^space.image_size: .*cannot take inputs of shape \\[1, 1, 32, 32\\]"):
         run_search(cfg, str(tmp_path / "run"))
+
+
+def test_searchnet_space_keys_are_typed():
+    from nas_hw.errors import ConfigInputError
+
+    with pytest.raises(ConfigInputError, match="space.image_size"):
+        compose(["space=nnabla_nas/darts", "space.image_size=big"])
+    assert compose(["space=nnabla_nas/darts", "space.image_size=32"]).space.image_size == 32

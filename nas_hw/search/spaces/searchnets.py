@@ -129,6 +129,11 @@ class SearchNetSpace(Module):
 
     # -- what nas_hw's search reads ------------------------------------------------------------
     @property
+    def space_name(self):
+        """The wrapped SearchNet's class, e.g. ``nnabla_nas.contrib.classification.darts.network.SearchNet``."""
+        return _name_of(self._settings["net"])
+
+    @property
     def searchnet(self):
         """The wrapped nnabla_nas SearchNet (or, when derived, its fixed network)."""
         return self.net
