@@ -37,8 +37,8 @@ from ..estimators.calibrated import Calibrator
 from ..measure.store import LatencyCache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
-from ..search.datasets import adapt_images
 from ..search.derive import measure_network_latency_ms
+from .space_input import adapt_data, check_space_input
 
 logger = logging.getLogger(__name__)
 
@@ -106,31 +106,6 @@ def deploy_input_shape(table_cfg, dataset):
         raise ConfigInputError(f"table.input_shape {list(shape)} has {shape[1]} channels, the data has "
                                f"{image_shape[0]}")
     return shape
-
-
-def adapt_data(model, dataset):
-    """The data at the image shape the space needs: a space may say which (``input_shape_for``:
-    nnabla_nas's SearchNets need 3 channels or 32x32, see
-    :class:`~nas_hw.search.spaces.searchnets.SearchNetSpace`); the images are then adapted
-    (:func:`~nas_hw.search.datasets.adapt_images`) and every latency is measured at that shape."""
-    wanted = getattr(model, "input_shape_for", None)
-    if wanted is None:
-        return dataset
-    try:
-        return adapt_images(dataset, wanted(tuple(dataset.input_shape)))
-    except ValueError as err:
-        raise ConfigInputError(f"space: {first_line(err)}") from err
-
-
-def check_space_input(model, shape):
-    """Lets a space that can check an input shape (``check_input``) refuse it in one line."""
-    check = getattr(model, "check_input", None)
-    if check is None:
-        return
-    try:
-        check(shape)
-    except ValueError as err:
-        raise ConfigInputError(f"space.{first_line(err)}") from err
 
 
 def build_callbacks(callbacks_cfg):

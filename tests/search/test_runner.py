@@ -16,6 +16,7 @@ from nnabla_nas.runner.searcher import DartsSearcher, FairNasSearcher, Proxyless
 
 from nas_hw import CandidateTable, LatencyCache, LatencyGraphEstimator, LatencyPenalty
 from nas_hw.nas.callbacks import BudgetCheckpoint, CSVLogger, LatencyConstraint, LatencyMonitor
+from nas_hw.nas.monitors import TensorBoardLogger
 from nas_hw.nnabla_nas_compat import hydra_run_dir
 from nas_hw.search.datasets import Split, adapt_images, load_dataset
 from nas_hw.search.runner import SplitLoader, _PenalisedUpdate, hardware_aware
@@ -59,7 +60,8 @@ def test_the_real_searcher_runs_with_the_penalty_and_the_callbacks(algorithm, cl
     build, model, table, (optimizer, loaders, hparams, args) = setup(algorithm)
     before = [a.d.copy() for a in table.alphas]
     callbacks = {"monitor": LatencyMonitor(every_n_arch_steps=1, n_run=2),
-                 "best": BudgetCheckpoint(filename="budget_arch.json"), "csv": CSVLogger()}
+                 "best": BudgetCheckpoint(filename="budget_arch.json"), "csv": CSVLogger(),
+                 "tb": TensorBoardLogger(log_dir="tb_nas_hw")}
     with hydra_run_dir(tmp_path):
         searcher = hardware_aware(cls)(model, optimizer, {}, loaders, hparams, args, table=table,
                                        penalty=LatencyPenalty(weight=0.1), callbacks=callbacks,
@@ -79,6 +81,7 @@ def test_the_real_searcher_runs_with_the_penalty_and_the_callbacks(algorithm, cl
     assert len(best["candidates"]) == len(table.alphas) and best["latency_ms"] > 0
     assert os.path.isfile(tmp_path / "arch.h5")  # nnabla_nas's own outputs are still written
     assert len(callbacks["monitor"].history) == 4  # every architecture step was seen
+    assert list((tmp_path / "tb_nas_hw").glob("events.out.tfevents.*"))
 
 
 def test_darts_valid_loss_carries_the_penalty_gradient(tmp_path):
