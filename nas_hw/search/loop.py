@@ -274,7 +274,10 @@ class Searcher:
     # architecture ----------------------------------------------------------------------
     def argmax_choices(self):
         """The architecture derived now, one candidate index per alpha group: the argmax of its
-        alpha, or the space's own rule (DARTS: :func:`~nas_hw.nas.choices.derivation_rule`)."""
+        alpha, or the space's own rule (DARTS: :func:`~nas_hw.nas.choices.derivation_rule`); the
+        table's rule once a table is attached (a table built with ``rule=...`` decides)."""
+        if self.table is not None:
+            return self.table.argmax_choices()
         return self.rule(self.choice_points)
 
     def derive(self, choices):

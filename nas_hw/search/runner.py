@@ -47,9 +47,11 @@ logger = logging.getLogger(__name__)
 
 
 def hardware_aware(searcher_cls):
-    """A subclass of nnabla_nas's ``searcher_cls`` (``DartsSearcher``, ``ProxylessNasSearcher``
-    or ``FairNasSearcher``, or a subclass of one) taking nas_hw's penalty and callbacks: see the
-    module docstring and :class:`HardwareAware` for its extra keyword arguments."""
+    """A subclass of nnabla_nas's ``searcher_cls`` (``DartsSearcher`` or ``ProxylessNasSearcher``,
+    or a subclass of one) taking nas_hw's penalty and callbacks: see the module docstring and
+    :class:`HardwareAware` for its extra keyword arguments. ``FairNasSearcher`` trains no
+    architecture parameters and is refused (search its space with ``nas-hw search
+    space=nnabla_nas/fairnas``)."""
     if not isinstance(searcher_cls, type):
         raise TypeError(f"searcher_cls must be an nnabla_nas searcher class, got {searcher_cls!r}")
     return type(f"HardwareAware{searcher_cls.__name__}", (HardwareAware, searcher_cls), {})
@@ -93,6 +95,7 @@ class HardwareAware:
     Raises:
         ValueError: a penalty the algorithm cannot take, a callback needing ``derive_fn``
             without one, a callback writing where nnabla_nas writes, or ``LatencyConstraint``.
+        TypeError: the class is not nnabla_nas's DARTS or ProxylessNAS searcher.
     """
 
     def __init__(self, *args, table, penalty=None, callbacks=None, derive_fn=None, deploy_input_shape=None,
@@ -112,18 +115,17 @@ class HardwareAware:
         check_derive_fn(self.callbacks, derive_fn)
         _check_callbacks(self.callbacks)
         self.algorithm = nnas.runner_algorithm(self)
+        if self.algorithm == "fairnas":
+            raise TypeError("FairNasSearcher trains no architecture parameters: nas_hw's penalty and callbacks have "
+                            "nothing to act on (search FairNAS's space with nas-hw search space=nnabla_nas/fairnas)")
         if self.algorithm is None:
-            raise TypeError(f"{type(self).__name__} is not an nnabla_nas searcher (DartsSearcher, "
-                            "ProxylessNasSearcher, FairNasSearcher)")
+            raise TypeError(f"{type(self).__name__} is not nnabla_nas's DartsSearcher or ProxylessNasSearcher")
         if penalty is not None:
-            if self.algorithm == "fairnas":
-                raise ValueError("penalty: FairNAS trains no architecture parameters, so a penalty has nothing to "
-                                 "act on")
             if self.algorithm == "proxyless" and penalty.mode == "log":
                 raise ValueError("penalty: nnabla_nas's ProxylessNAS gets the penalty's gradient added to "
                                  "REINFORCE's, so the mode must be one of ('linear', 'hinge'), got 'log'")
             penalty.bind(table)
-        super().__init__(*args, **kwargs)  # FairNasSearcher builds its valid graph in here
+        super().__init__(*args, **kwargs)
         if penalty is not None and self.algorithm == "proxyless":
             self.optimizer = dict(self.optimizer)  # the user's dict stays as it was
             self.optimizer["valid"] = _PenalisedUpdate(self.optimizer["valid"], penalty.penalty_of(None))
@@ -209,8 +211,6 @@ class HardwareAware:
 
     def valid_on_batch(self, *args, **kwargs):
         out = super().valid_on_batch(*args, **kwargs)
-        if self.algorithm == "fairnas":  # FairNAS validates sampled paths here: no architecture step
-            return out
         self.arch_step_count += 1
         logs = {"epoch": self.cur_epoch, "arch_step": self.arch_step_count}
         if self.algorithm == "darts":

@@ -149,7 +149,7 @@ def test_refusals_come_when_the_searcher_is_built(tmp_path):
         with pytest.raises(ValueError, match="mode must be one of \\('linear', 'hinge'\\), got 'log'"):
             cls(model, optimizer, {}, loaders, hparams, args, table=table,
                 penalty=LatencyPenalty(mode="log", target=2.0, unit="u"))
-        with pytest.raises(ValueError, match="FairNAS trains no architecture parameters"):
+        with pytest.raises(TypeError, match="FairNasSearcher trains no architecture parameters"):
             hardware_aware(FairNasSearcher)(model, optimizer, {}, loaders, dict(hparams, num_search_samples=0),
-                                            args, table=table, penalty=LatencyPenalty(weight=0.1))
+                                            args, table=table)
     assert set(optimizer) == {"train", "valid"} and not isinstance(optimizer["valid"], _PenalisedUpdate)
