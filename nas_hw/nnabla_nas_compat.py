@@ -307,22 +307,23 @@ def runner_reward(runner):
 
 @contextlib.contextmanager
 def hydra_run_dir(output_dir):
-    """Runs the block with a Hydra run configuration whose ``run.dir`` is ``output_dir``, when no
-    Hydra app is running: nnabla_nas's Runner reads ``HydraConfig`` for its output path and log
-    names (inside nnabla_nas's own Hydra app, or any ``@hydra.main``, nothing changes).
+    """Runs the block with a Hydra run configuration whose ``run.dir`` is ``output_dir``:
+    nnabla_nas's Runner reads ``HydraConfig`` for its output path and log names, so outside a
+    Hydra app it cannot run without one. Whatever ``HydraConfig`` held before (an app's own, or
+    one a finished app left behind) is put back afterwards.
 
-    The runner's output directory is ``<run.dir>/<args['output_path']>``."""
-    from hydra import compose, initialize
+    The runner's output directory is ``<output_dir>/<args['output_path']>``."""
+    from hydra.conf import HydraConf
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
 
-    if HydraConfig.initialized():
-        yield
-        return
-    with initialize(version_base="1.3", config_path=None):
-        cfg = compose(overrides=[f"hydra.run.dir={os.fspath(output_dir)}"], return_hydra_config=True)
+    hydra = OmegaConf.structured(HydraConf)
+    hydra.run.dir = os.path.abspath(os.fspath(output_dir))
+    hydra.runtime.cwd = os.getcwd()
     instance = HydraConfig.instance()
-    instance.set_config(cfg)
+    previous = instance.cfg
+    instance.set_config(OmegaConf.create({"hydra": hydra}))
     try:
         yield
     finally:
-        instance.cfg = None
+        instance.cfg = previous

@@ -89,7 +89,10 @@ def test_hydra_run_dir_gives_nnabla_nas_its_output_path_and_leaves_nothing_behin
     from hydra.core.hydra_config import HydraConfig
     from nnabla_nas.utils.helper import get_output_path
 
-    assert not HydraConfig.initialized()
-    with nnas.hydra_run_dir(tmp_path):
-        assert get_output_path() == str(tmp_path)
-    assert not HydraConfig.initialized()
+    previous = HydraConfig.instance().cfg  # another test's finished Hydra app may have left one
+    with nnas.hydra_run_dir(tmp_path / "run"):
+        assert get_output_path() == str(tmp_path / "run")
+        with nnas.hydra_run_dir(tmp_path / "inner"):
+            assert get_output_path() == str(tmp_path / "inner")
+        assert get_output_path() == str(tmp_path / "run")
+    assert HydraConfig.instance().cfg is previous
