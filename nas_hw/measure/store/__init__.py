@@ -1,18 +1,35 @@
-"""The persistent store of measurements, keyed by device fingerprint and signature."""
+"""The persistent store of measurements, keyed by device fingerprint and signature.
+
+Two backends share one interface: :class:`LatencyCache`, an SQLite file (the embedded default),
+and :class:`~nas_hw.measure.store.postgres.PostgresStore`, a PostgreSQL server shared by a team
+(the ``postgres`` extra). :func:`open_cache` picks one from a location: a file path or a
+``postgresql://`` URL.
+"""
 import os
 
+from .location import describe, is_server_url, redact
+from .postgres import PostgresStore
 from .rows import Record, noop_stats
 from .sqlite import MEMORY, SCHEMA_VERSION, LatencyCache, default_cache_path
 
 
-def open_cache(cache):
-    """A :class:`LatencyCache` from an instance, a path, ``":memory:"`` or ``None`` (default path)."""
-    if isinstance(cache, LatencyCache):
+def open_cache(cache=None, create=True):
+    """A store from an instance, a path, ``":memory:"``, a ``postgresql://`` URL or ``None``
+    (``$NAS_HW_CACHE``, which may be a URL too, else the per-user file).
+
+    ``create=False`` opens a server store for reading without creating its tables.
+    """
+    if isinstance(cache, (LatencyCache, PostgresStore)):
         return cache
-    if cache is None or isinstance(cache, (str, os.PathLike)):
+    if cache is None:
+        cache = default_cache_path()
+    if is_server_url(cache):
+        return PostgresStore(cache, create=create)
+    if isinstance(cache, (str, os.PathLike)):
         return LatencyCache(cache)
-    raise TypeError(f"cache must be a LatencyCache, a path, ':memory:' or None, got {type(cache).__name__}")
+    raise TypeError(f"cache must be a LatencyCache, a path, ':memory:', a postgresql:// URL or None, "
+                    f"got {type(cache).__name__}")
 
 
-__all__ = ["LatencyCache", "Record", "noop_stats", "open_cache", "default_cache_path", "MEMORY",
-           "SCHEMA_VERSION"]
+__all__ = ["LatencyCache", "PostgresStore", "Record", "noop_stats", "open_cache", "default_cache_path", "MEMORY",
+           "SCHEMA_VERSION", "is_server_url", "redact", "describe"]

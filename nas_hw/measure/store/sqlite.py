@@ -25,6 +25,7 @@ import time
 
 from ...errors import CacheError
 from .io import read_export, write_export
+from .location import is_server_url, redact
 from .lock import exclusive_lock
 from .rows import COLUMNS, Record, record_from_row
 
@@ -100,6 +101,9 @@ class LatencyCache:
         if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                 or not math.isfinite(timeout_s) or timeout_s <= 0):
             raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+        if is_server_url(path if path is not None else default_cache_path()):
+            raise ValueError(f"LatencyCache is the SQLite file store; open the server store "
+                             f"{redact(path or default_cache_path())} with open_cache(url) or PostgresStore(url)")
         if path is None:
             path = default_cache_path()
             os.makedirs(os.path.dirname(path), exist_ok=True)

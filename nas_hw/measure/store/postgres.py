@@ -1,0 +1,460 @@
+"""The latency store on a PostgreSQL server: one store for a team's machines.
+
+``open_cache("postgresql://user@host/db")`` (or ``cache.url=``, ``NAS_HW_CACHE=``, ``--cache``)
+returns a :class:`PostgresStore`, which keeps the guarantees of the SQLite file
+(:class:`~nas_hw.measure.store.sqlite.LatencyCache`) for several writers on several hosts:
+
+- A row is written in one transaction: a lost connection or a killed client leaves the whole row
+  or nothing. The first row stored for a (fingerprint, signature) wins
+  (``INSERT ... ON CONFLICT DO NOTHING``); nothing is lost when many clients write at once.
+- Measuring a missing signature happens under a session advisory lock per device fingerprint
+  (``pg_try_advisory_lock``, waited for at most ``timeout_s``): no layer is measured twice at once
+  across hosts, and a client that dies releases its lock with its connection.
+- Every row passes the validation of :mod:`~nas_hw.measure.store.rows` before it is stored; the
+  tables' CHECKs refuse NaN, infinite and negative timings from any other client.
+- The tables are nas_hw's own (``nas_hw_*``, marked in ``nas_hw_meta``); a database holding
+  other tables of those names is refused and left untouched. Read-only use (``create=False``)
+  never creates them.
+- A lost connection (a server restart) is retried for ``reconnect_s`` seconds, then ends in one
+  :class:`~nas_hw.errors.CacheError` line. Every operation is idempotent, so a retried one stores
+  nothing twice. A wrong password, a missing database, an unreachable host: one line each.
+- The URL's password is never shown: :attr:`PostgresStore.path` is the redacted URL, and every
+  message is scrubbed. Keep passwords out of URLs anyway (``PGPASSWORD``, ``~/.pgpass``,
+  ``PGSERVICE``: libpq reads them).
+
+Needs the ``postgres`` extra (``pip install 'nas_hw[postgres]'``: psycopg 3).
+"""
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+
+from ...errors import CacheError
+from .base import StoreBase, check_timeout
+from .io import read_export
+from .location import describe, is_server_url, scrub
+from .rows import COLUMNS, STAT_FIELDS, Record, record_from_row, row_from_mapping
+
+logger = logging.getLogger(__name__)
+
+#: The server tables' layout version (the rows' format is the SQLite store's).
+SERVER_SCHEMA_VERSION = 1
+APPLICATION = "nas_hw"
+TABLES = ("nas_hw_meta", "nas_hw_measurements", "nas_hw_fingerprints", "nas_hw_blobs")
+DEFAULT_CONNECT_TIMEOUT_S = 10
+
+# NaN sorts above +Infinity in PostgreSQL, so "< 'Infinity'" refuses both.
+_FINITE = "{0} >= 0 AND {0} < 'Infinity'"
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS nas_hw_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS nas_hw_measurements ("
+    " fingerprint text NOT NULL, signature text NOT NULL,"
+    + "".join(f" {c} double precision NOT NULL CHECK ({_FINITE.format(c)})," for c in STAT_FIELDS)
+    + " n_kept integer NOT NULL CHECK (n_kept >= 1),"
+    " n_measured integer NOT NULL CHECK (n_measured >= n_kept),"
+    " noop smallint NOT NULL DEFAULT 0 CHECK (noop IN (0, 1)),"
+    " settings text NOT NULL,"
+    f" created double precision NOT NULL CHECK ({_FINITE.format('created')}),"
+    " PRIMARY KEY (fingerprint, signature))",
+    "CREATE TABLE IF NOT EXISTS nas_hw_fingerprints (fingerprint text PRIMARY KEY, info text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS nas_hw_blobs (fingerprint text NOT NULL, kind text NOT NULL,"
+    " name text NOT NULL, payload text NOT NULL, created double precision NOT NULL,"
+    " PRIMARY KEY (fingerprint, kind, name))",
+]
+_COLS = ", ".join(COLUMNS)
+_SELECT = f"SELECT {_COLS} FROM nas_hw_measurements"
+
+
+def _lock_key(name):
+    """A signed 64-bit advisory-lock key for ``name`` (stable across hosts and versions)."""
+    return int.from_bytes(hashlib.sha256(f"nas_hw:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+#: Serialises creating the tables (two first clients at once).
+_SCHEMA_LOCK = _lock_key("schema")
+
+
+def _psycopg():
+    try:
+        import psycopg
+    except ImportError as err:
+        raise CacheError("a postgresql:// latency store needs the server driver: "
+                         "pip install 'nas_hw[postgres]' (psycopg 3)") from err
+    return psycopg
+
+
+class PostgresStore(StoreBase):
+    """Persistent, device-keyed store of layer measurements on a PostgreSQL server.
+
+    The same interface as :class:`~nas_hw.measure.store.sqlite.LatencyCache`.
+
+    Args:
+        url: ``postgresql://[user[:password]@][host][:port]/dbname[?option=...]`` (libpq's URL;
+            ``PGPASSWORD``, ``~/.pgpass``, ``PGSERVICE`` and the other ``PG*`` variables apply).
+        timeout_s: longest wait for another client's measuring lock.
+        reconnect_s: how long a lost connection is retried before giving up.
+        create: create the tables in a database that has none (``False``: read-only use, see
+            :attr:`exists`).
+
+    Attributes:
+        path: the redacted URL (what messages and reports show).
+        exists: the database holds a nas_hw store.
+
+    Raises:
+        CacheError: the server cannot be reached or refuses the login, the database is missing,
+            or it holds tables of these names that are not a nas_hw store.
+    """
+
+    def __init__(self, url, timeout_s=60.0, reconnect_s=30.0, create=True):
+        if not is_server_url(url):
+            raise ValueError(f"url must be a postgresql:// URL, got {describe(url) if isinstance(url, str) else url!r}")
+        self.timeout_s = check_timeout(timeout_s)
+        self.reconnect_s = check_timeout(reconnect_s, "reconnect_s")
+        self._psycopg = _psycopg()
+        self._url = url
+        self.path = describe(url)
+        self.create = bool(create)
+        self.exists = False
+        self.hits = self.misses = self.measurements = 0
+        self._memo, self._loaded = {}, set()
+        self._thread_lock = threading.RLock()
+        self._conn, self._pid = None, None
+        self._connect()
+
+    def __repr__(self):
+        return (f"PostgresStore({self.path!r}, hits={self.hits}, misses={self.misses}, "
+                f"measurements={self.measurements})")
+
+    # -- connection -------------------------------------------------------------------
+    def _connect_kwargs(self):
+        given = self._psycopg.conninfo.conninfo_to_dict(self._url)
+        kwargs = {"autocommit": True}
+        if "connect_timeout" not in given and "PGCONNECT_TIMEOUT" not in os.environ:
+            kwargs["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT_S
+        if "application_name" not in given and "PGAPPNAME" not in os.environ:
+            kwargs["application_name"] = f"nas_hw {socket.gethostname()}:{os.getpid()}"[:63]
+        return kwargs
+
+    def _connect(self):
+        psycopg = self._psycopg
+        try:
+            conn = psycopg.connect(self._url, **self._connect_kwargs())
+        except psycopg.Error as err:
+            raise CacheError(f"cannot connect to the latency store {self.path}: {self._reason(err)}"
+                             f"{_hint(err)}") from None
+        try:
+            self._check_schema(conn)
+        except BaseException:
+            conn.close()  # never keep a session on a database we refused
+            raise
+        self._conn, self._pid = conn, os.getpid()
+
+    def _reason(self, err):
+        text = " ".join(str(err).split()) or type(err).__name__
+        return scrub(text, self._url)
+
+    def _check_schema(self, conn):
+        psycopg = self._psycopg
+        try:
+            found = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
+            if not found and self.create:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    if not conn.execute("SELECT to_regclass('nas_hw_meta')").fetchone()[0]:
+                        for stmt in _SCHEMA:
+                            conn.execute(stmt)
+                        conn.execute("INSERT INTO nas_hw_meta VALUES ('application', %s), ('schema_version', %s)",
+                                     (APPLICATION, str(SERVER_SCHEMA_VERSION)))
+                found = list(TABLES)
+            if not found:
+                return
+            if "nas_hw_meta" not in found:
+                raise CacheError(f"{self.path} holds table(s) {found} but no nas_hw_meta: not a nas_hw "
+                                 "latency store; it was left untouched (use another database or schema)")
+            meta = dict(conn.execute("SELECT key, value FROM nas_hw_meta").fetchall())
+        except psycopg.Error as err:
+            raise CacheError(f"cannot use the latency store {self.path}: {self._reason(err)}") from None
+        if meta.get("application") != APPLICATION:
+            raise CacheError(f"{self.path}: nas_hw_meta does not mark a nas_hw latency store "
+                             f"(application={meta.get('application')!r}); it was left untouched")
+        if meta.get("schema_version") != str(SERVER_SCHEMA_VERSION) or set(found) != set(TABLES):
+            raise CacheError(f"{self.path} has store schema version {meta.get('schema_version')!r} "
+                             f"(tables {sorted(found)}), this nas_hw reads version {SERVER_SCHEMA_VERSION}; "
+                             "copy it with the nas_hw that wrote it (`nas-hw cache copy`) into another database")
+        self.exists = True
+
+    @property
+    def conn(self):
+        if self._pid != os.getpid():  # a forked child must not share the parent's session
+            self._memo, self._loaded = {}, set()
+            self._conn = None
+            self._connect()
+        if self._conn is None:
+            raise CacheError(f"the latency store {self.path} was closed")
+        return self._conn
+
+    def close(self):
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
+    def _run(self, work, what):
+        """``work(conn)`` in one transaction; a lost connection is re-opened and ``work`` run again
+        (every operation here is idempotent) for up to ``reconnect_s`` seconds."""
+        psycopg = self._psycopg
+        deadline = None
+        while True:
+            conn = self.conn
+            try:
+                with conn.transaction():
+                    return work(conn)
+            except psycopg.errors.IntegrityError as err:
+                raise CacheError(f"the latency store {self.path} refused to {what}: {self._reason(err)}") from None
+            except psycopg.Error as err:
+                if not conn.broken and not conn.closed:
+                    raise CacheError(f"cannot {what} in the latency store {self.path}: {self._reason(err)}") from None
+                if deadline is None:
+                    deadline = time.monotonic() + self.reconnect_s
+                    logger.warning("lost the connection to the latency store %s while trying to %s (%s); "
+                                   "reconnecting for up to %.0f s", self.path, what, self._reason(err),
+                                   self.reconnect_s)
+                self._reconnect(deadline, what, err)
+
+    def _reconnect(self, deadline, what, cause):
+        self._conn = None
+        delay = 0.1
+        while True:
+            try:
+                self._connect()
+                logger.warning("reconnected to the latency store %s", self.path)
+                return
+            except CacheError as err:
+                cause = err
+            if time.monotonic() + delay > deadline:
+                raise CacheError(f"lost the connection to the latency store {self.path} while trying to "
+                                 f"{what} and could not reconnect within {self.reconnect_s:g} s ({cause}); "
+                                 "every row stored before is kept: run again to measure only what is missing")
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # -- lookups ----------------------------------------------------------------------
+    def _load_fingerprint(self, fingerprint):
+        rows = self._run(lambda c: c.execute(f"{_SELECT} WHERE fingerprint = %s", (fingerprint,)).fetchall(),
+                         "read rows")
+        for row in rows:
+            rec = record_from_row(row)
+            self._memo[(fingerprint, rec.signature)] = rec
+        self._loaded.add(fingerprint)
+
+    def peek(self, fingerprint, signature):
+        """The stored :class:`Record` or ``None``, without touching the counters. A row this
+        object has not seen yet is asked of the server (rows never change once stored)."""
+        with self._thread_lock:
+            if fingerprint not in self._loaded:
+                self._load_fingerprint(fingerprint)
+            rec = self._memo.get((fingerprint, signature))
+            if rec is None:
+                row = self._run(lambda c: c.execute(f"{_SELECT} WHERE fingerprint = %s AND signature = %s",
+                                                    (fingerprint, signature)).fetchone(), "read a row")
+                if row is not None:
+                    rec = self._memo[(fingerprint, signature)] = record_from_row(row)
+            return rec
+
+    def put(self, fingerprint, signature, stats, settings=None, noop=False, fingerprint_info=None,
+            replace=False):
+        """Stores a measurement and returns the stored record: the first one stored wins, unless
+        ``replace`` (a re-measurement that supersedes it).
+
+        Raises:
+            CacheError: the row fails validation (a NaN, infinite or negative timing, a run count
+                below 1...), or the server refused it.
+        """
+        rec = Record(fingerprint, signature, stats, dict(settings or {}), time.time(), bool(noop))
+        try:
+            row = row_from_mapping(rec.as_row(), f"measurement {signature!r}")
+        except ValueError as err:
+            raise CacheError(f"refusing to store an invalid measurement: {err}") from None
+        conflict = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[2:])) if replace \
+            else "DO NOTHING"
+
+        def work(c):
+            if fingerprint_info is not None:
+                c.execute("INSERT INTO nas_hw_fingerprints VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                          (fingerprint, json.dumps(fingerprint_info, sort_keys=True)))
+            c.execute(f"INSERT INTO nas_hw_measurements ({_COLS}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
+                      f"ON CONFLICT (fingerprint, signature) {conflict}", row)
+
+        with self._thread_lock:
+            self._run(work, f"store the measurement of {signature!r}")
+            self._memo.pop((fingerprint, signature), None)
+            stored = self.peek(fingerprint, signature)
+            if stored is None:  # only if another client cleared the store at that moment
+                raise CacheError(f"measurement for {signature!r} was not stored in {self.path}")
+            return stored
+
+    @contextlib.contextmanager
+    def measuring_lock(self, fingerprint=None):
+        """Exclusive across every client of this server measuring ``fingerprint`` (``None``: the
+        whole store), and across this object's threads. Waits at most ``timeout_s``."""
+        key = _lock_key(f"measure:{fingerprint}" if fingerprint is not None else "measure")
+        with self._thread_lock:
+            self._acquire(key, fingerprint)
+            try:
+                yield
+            finally:
+                conn = self._conn
+                if conn is not None and not conn.broken and not conn.closed:
+                    with contextlib.suppress(self._psycopg.Error):
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                # a broken connection took its lock with it
+
+    def _acquire(self, key, fingerprint):
+        start = time.monotonic()
+        delay, told = 0.02, False
+        while not self._run(lambda c: c.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0],
+                            "take the measuring lock"):
+            waited = time.monotonic() - start
+            if waited >= self.timeout_s:
+                raise CacheError(f"waited {waited:.0f} s (timeout_s={self.timeout_s:g}) for the measuring lock of "
+                                 f"fingerprint {fingerprint!r} in {self.path}, held by {self._holder(key)}")
+            if not told and waited > 2.0:
+                logger.info("waiting for the measuring lock of fingerprint %r in %s, held by %s",
+                            fingerprint, self.path, self._holder(key))
+                told = True
+            time.sleep(min(delay, max(0.0, self.timeout_s - waited)))
+            delay = min(delay * 2, 0.5)
+
+    def _holder(self, key):
+        """Who holds advisory lock ``key``: the client's application name and since when."""
+        hi, lo = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
+        row = self._run(lambda c: c.execute(
+            "SELECT a.application_name, a.client_addr::text, a.pid, a.backend_start FROM pg_locks l "
+            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1", (hi, lo)).fetchone(),
+            "find the lock's holder")
+        if row is None:
+            return "a client that just released it"
+        app, addr, pid, since = row
+        return (f"{app or 'a client'} (server process {pid}, from {addr or 'a local socket'}, "
+                f"connected since {since:%Y-%m-%d %H:%M:%S %Z})" if since else f"server process {pid}")
+
+    def forget(self):
+        """Drops this object's in-process view; the server keeps every row."""
+        with self._thread_lock:
+            self._memo, self._loaded = {}, set()
+
+    # -- whole-store operations -------------------------------------------------------
+    def records(self, fingerprint=None):
+        sql, args = _SELECT, ()
+        if fingerprint is not None:
+            sql, args = sql + " WHERE fingerprint = %s", (fingerprint,)
+        rows = self._run(lambda c: c.execute(sql + " ORDER BY fingerprint, signature", args).fetchall(),
+                         "read rows")
+        return [record_from_row(r) for r in rows]
+
+    def __len__(self):
+        return self._run(lambda c: c.execute("SELECT COUNT(*) FROM nas_hw_measurements").fetchone()[0],
+                         "count rows")
+
+    def summary(self):
+        """One dict per fingerprint: rows, total measured ms, oldest and newest row time."""
+        rows = self._run(lambda c: c.execute(
+            "SELECT fingerprint, COUNT(*), SUM(mean_s), MIN(created), MAX(created) FROM nas_hw_measurements "
+            "GROUP BY fingerprint ORDER BY fingerprint").fetchall(), "summarise rows")
+        return [{"fingerprint": fp, "rows": n, "sum_mean_ms": total * 1e3, "first": first, "last": last}
+                for fp, n, total, first, last in rows]
+
+    def fingerprint_info(self):
+        rows = self._run(lambda c: c.execute("SELECT fingerprint, info FROM nas_hw_fingerprints").fetchall(),
+                         "read fingerprints")
+        return {fp: json.loads(info) for fp, info in rows}
+
+    def clear(self, fingerprint=None):
+        """Deletes rows (of one fingerprint, or all); returns how many."""
+        where, args = ("", ()) if fingerprint is None else (" WHERE fingerprint = %s", (fingerprint,))
+
+        def work(c):
+            n = c.execute("DELETE FROM nas_hw_measurements" + where, args).rowcount
+            c.execute("DELETE FROM nas_hw_blobs" + where, args)
+            c.execute("DELETE FROM nas_hw_fingerprints" + where, args)
+            return n
+
+        with self._thread_lock:
+            n = self._run(work, "delete rows")
+            self.forget()
+        return n
+
+    def import_(self, path, overwrite=False):
+        """Merges rows from a CSV/JSON export (rows keep their fingerprint), all or nothing.
+
+        Every row is validated first; one malformed row refuses the whole file.
+
+        Returns:
+            the number of rows added (or replaced with ``overwrite``).
+        """
+        rows, info = read_export(path)
+        return self.import_rows(rows, info, overwrite)
+
+    def import_rows(self, rows, info=None, overwrite=False):
+        """Stores validated row tuples (:data:`COLUMNS` order) in one transaction; returns how many
+        were added (or replaced with ``overwrite``). A key repeated in ``rows``: the first wins,
+        or the last with ``overwrite`` (as a SQLite import)."""
+        unique = {}
+        for row in rows:
+            if overwrite or (row[0], row[1]) not in unique:
+                unique[(row[0], row[1])] = row
+        conflict = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[2:])) if overwrite \
+            else "DO NOTHING"
+
+        def work(c):
+            for fp, data in (info or {}).items():
+                c.execute("INSERT INTO nas_hw_fingerprints VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                          (fp, json.dumps(data, sort_keys=True)))
+            c.execute("CREATE TEMP TABLE nas_hw_incoming (LIKE nas_hw_measurements) ON COMMIT DROP")
+            with c.cursor().copy(f"COPY nas_hw_incoming ({_COLS}) FROM STDIN") as copy:
+                for row in unique.values():
+                    copy.write_row(row)
+            return c.execute(f"INSERT INTO nas_hw_measurements ({_COLS}) SELECT {_COLS} FROM nas_hw_incoming "
+                             f"ON CONFLICT (fingerprint, signature) {conflict}").rowcount
+
+        with self._thread_lock:
+            added = self._run(work, "import rows")
+            self.forget()
+        return added
+
+    # -- small JSON documents (candidate tables, calibrations) --------------------------
+    def put_blob(self, fingerprint, kind, name, payload):
+        text = json.dumps(payload, sort_keys=True)
+        self._run(lambda c: c.execute(
+            "INSERT INTO nas_hw_blobs VALUES (%s, %s, %s, %s, %s) ON CONFLICT (fingerprint, kind, name) "
+            "DO UPDATE SET payload = EXCLUDED.payload, created = EXCLUDED.created",
+            (fingerprint, kind, name, text, time.time())), f"store {kind}/{name}")
+
+    def get_blob(self, fingerprint, kind, name):
+        row = self._run(lambda c: c.execute(
+            "SELECT payload FROM nas_hw_blobs WHERE fingerprint = %s AND kind = %s AND name = %s",
+            (fingerprint, kind, name)).fetchone(), f"read {kind}/{name}")
+        return None if row is None else json.loads(row[0])
+
+    def blob_fingerprints(self, kind, name):
+        """The fingerprints that hold a document ``kind/name``, sorted."""
+        rows = self._run(lambda c: c.execute(
+            "SELECT fingerprint FROM nas_hw_blobs WHERE kind = %s AND name = %s ORDER BY fingerprint",
+            (kind, name)).fetchall(), f"look up {kind}/{name}")
+        return [r[0] for r in rows]
+
+
+def _hint(err):
+    """What to do about a refused connection (one clause), from libpq's message."""
+    text = str(err)
+    if "password authentication failed" in text or "no password supplied" in text:
+        return " (give the password through PGPASSWORD, ~/.pgpass or PGSERVICE: docs/scaling.md)"
+    if "does not exist" in text and "database" in text:
+        return " (create it, e.g. `createdb`, or fix the URL's database name)"
+    if "timeout" in text or "refused" in text or "could not translate host name" in text:
+        return " (is the server running and reachable from this machine?)"
+    return ""
