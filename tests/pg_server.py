@@ -114,7 +114,10 @@ class LocalServer:
         self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop", check=False)
 
     def restart(self, mode="fast"):
-        proc = self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "60", "restart", check=False)
+        # -l again: without it the restarted server would write to our pipe (restart reuses the
+        # server's options, not pg_ctl's log file)
+        proc = self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", mode, "-w", "-t", "60", "restart",
+                         check=False)
         if proc.returncode != 0:
             raise RuntimeError(f"pg_ctl restart failed: {proc.stderr.strip()} {self.log_tail()}")
 

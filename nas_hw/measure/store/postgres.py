@@ -162,14 +162,20 @@ class PostgresStore(StoreBase):
         try:
             found = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
             if not found and self.create:
-                with conn.transaction():
-                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                    if not conn.execute("SELECT to_regclass('nas_hw_meta')").fetchone()[0]:
-                        for stmt in _SCHEMA:
-                            conn.execute(stmt)
-                        conn.execute("INSERT INTO nas_hw_meta VALUES ('application', %s), ('schema_version', %s)",
-                                     (APPLICATION, str(SERVER_SCHEMA_VERSION)))
-                found = list(TABLES)
+                # Locked before the transaction starts, so that the transaction sees the tables a
+                # client that created them meanwhile committed (a catalog lookup made earlier in
+                # the same transaction would not).
+                conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+                try:
+                    with conn.transaction():
+                        if not conn.execute("SELECT to_regclass('nas_hw_meta')").fetchone()[0]:
+                            for stmt in _SCHEMA:
+                                conn.execute(stmt)
+                            conn.execute("INSERT INTO nas_hw_meta VALUES ('application', %s), "
+                                         "('schema_version', %s)", (APPLICATION, str(SERVER_SCHEMA_VERSION)))
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+                found = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
             if not found:
                 return
             if "nas_hw_meta" not in found:
