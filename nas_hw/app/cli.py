@@ -4,12 +4,16 @@
     nas-hw cache export FILE [--fingerprint FP]  rows to FILE (.csv or .json)
     nas-hw cache import FILE [--overwrite]       merge an export (rows keep their fingerprint)
     nas-hw cache clear [--fingerprint FP] --yes  delete rows (refused without --yes)
+    nas-hw cache copy SRC DST [--fingerprint FP] [--overwrite]
+                                                 rows from one store to another (file <-> server)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.app.report)
     nas-hw profile [OVERRIDE ...]                candidate table of a search space (a Hydra app)
     nas-hw search [OVERRIDE ...]                 the hardware-aware search (a Hydra app)
 
 Every ``cache`` command takes ``--cache PATH`` (default ``$NAS_HW_CACHE`` or the per-user cache,
-see :func:`nas_hw.measure.store.default_cache_path`). ``profile`` and ``search`` take Hydra's
+see :func:`nas_hw.measure.store.default_cache_path`): a file, or a ``postgresql://`` URL of a
+server store (its password, if any, is never printed: give it through ``PGPASSWORD``,
+``~/.pgpass`` or ``PGSERVICE``). ``profile`` and ``search`` take Hydra's
 arguments (overrides, ``-m``, ``--cfg job``, ``--help``).
 
 Exit codes: 0 success, 2 bad input (arguments, an unknown fingerprint, a malformed import file,
@@ -24,7 +28,8 @@ import sys
 
 from .. import __version__
 from ..errors import CacheError, NasHwError, UsageError
-from ..measure.store import LatencyCache, default_cache_path
+from ..measure.store import default_cache_path, describe, is_server_url, open_cache
+from ..measure.store.transfer import copy_rows
 from . import report
 from .entry import PROG, fail
 
@@ -53,10 +58,25 @@ def _date(epoch_s):
 
 
 def _open_existing(path):
-    """The cache at ``path``, or ``None`` when no file is there yet (nothing was measured)."""
+    """The store at ``path`` (a file or a server URL), or ``None`` when none is there yet (nothing
+    was measured). Creates nothing."""
+    if is_server_url(path):
+        store = open_cache(path, create=False)
+        if not store.exists:
+            store.close()
+            return None
+        return store
     if path != ":memory:" and not os.path.exists(path):
         return None
-    return LatencyCache(path)
+    return open_cache(path)
+
+
+def _open_for_writing(path):
+    """The store at ``path``, created on first use (a file's directory must exist, except the
+    per-user default's)."""
+    if not is_server_url(path) and path == default_cache_path() and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # first use
+    return open_cache(path)
 
 
 def _known_fingerprints(cache):
@@ -65,18 +85,18 @@ def _known_fingerprints(cache):
 
 def _check_fingerprint(cache, fingerprint):
     if fingerprint is not None and fingerprint not in _known_fingerprints(cache):
-        raise BadInput(f"fingerprint {fingerprint!r} has no rows in {cache.path!r}; "
+        raise BadInput(f"fingerprint {fingerprint!r} has no rows in {describe(cache.path)!r}; "
                        f"known fingerprints: {_known_fingerprints(cache)}")
 
 
 def _cache_ls(args, out):
     cache = _open_existing(args.cache)
     if cache is None:
-        out.write(f"cache {args.cache}: no file yet (nothing measured)\n")
+        out.write(f"cache {describe(args.cache)}: no {_what(args.cache)} yet (nothing measured)\n")
         return 0
     with cache:
         summary = cache.summary()
-    out.write(f"cache {args.cache}: {sum(s['rows'] for s in summary)} row(s), "
+    out.write(f"cache {describe(args.cache)}: {sum(s['rows'] for s in summary)} row(s), "
               f"{len(summary)} fingerprint(s)\n")
     if summary:
         header = ("rows", "sum_mean_ms", "first", "last", "fingerprint")
@@ -97,7 +117,8 @@ def _cache_export(args, out):
         raise BadInput(f"cannot export to {args.file!r}: directory {directory!r} does not exist")
     cache = _open_existing(args.cache)
     if cache is None:
-        raise BadInput(f"no cache file at {args.cache!r}: nothing to export")
+        raise BadInput(f"no {_what(args.cache).replace('file', 'cache file')} at {describe(args.cache)!r}: "
+                       "nothing to export")
     with cache:
         _check_fingerprint(cache, args.fingerprint)
         n = cache.export(args.file, fingerprint=args.fingerprint)
@@ -110,9 +131,7 @@ def _cache_import(args, out):
         raise BadInput(f"import file {args.file!r} does not exist")
     if os.path.splitext(args.file)[1].lower() not in (".csv", ".json"):
         raise BadInput(f"import file must be a .csv or .json export, got {args.file!r}")
-    if args.cache == default_cache_path() and args.cache != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(args.cache)), exist_ok=True)  # first use
-    with LatencyCache(args.cache) as cache:
+    with _open_for_writing(args.cache) as cache:
         before = len(cache)
         try:
             n = cache.import_(args.file, overwrite=args.overwrite)
@@ -120,7 +139,7 @@ def _cache_import(args, out):
             raise BadInput(str(err)) from err
         after = len(cache)
     verb = "added or replaced" if args.overwrite else "added"
-    out.write(f"imported {args.file}: {n} row(s) {verb}, cache {args.cache} now holds {after} row(s) "
+    out.write(f"imported {args.file}: {n} row(s) {verb}, cache {describe(args.cache)} now holds {after} row(s) "
               f"(was {before})\n")
     return 0
 
@@ -128,23 +147,50 @@ def _cache_import(args, out):
 def _cache_clear(args, out):
     cache = _open_existing(args.cache)
     if cache is None:
-        out.write(f"cache {args.cache}: no file, nothing to clear\n")
+        out.write(f"cache {describe(args.cache)}: no {_what(args.cache)}, nothing to clear\n")
         return 0
     with cache:
         _check_fingerprint(cache, args.fingerprint)
         what = "all rows" if args.fingerprint is None else f"the rows of fingerprint {args.fingerprint!r}"
         if not args.yes:
             n = len(cache.records(args.fingerprint))
-            raise BadInput(f"refusing to delete {what} ({n} row(s)) of {args.cache!r} without --yes")
+            raise BadInput(f"refusing to delete {what} ({n} row(s)) of {describe(args.cache)!r} without --yes")
         n = cache.clear(args.fingerprint)
-    out.write(f"deleted {n} row(s) ({what}) from {args.cache}\n")
+    out.write(f"deleted {n} row(s) ({what}) from {describe(args.cache)}\n")
     return 0
+
+
+def _cache_copy(args, out):
+    if args.src == args.dst:
+        raise BadInput(f"copy needs two different stores, got {describe(args.src)!r} twice")
+    src = _open_existing(args.src)
+    if src is None:
+        raise BadInput(f"no {_what(args.src).replace('file', 'cache file')} at {describe(args.src)!r}: "
+                       "nothing to copy")
+    with src:
+        _check_fingerprint(src, args.fingerprint)
+        if not is_server_url(args.dst) and not os.path.isdir(os.path.dirname(os.path.abspath(args.dst))):
+            raise BadInput(f"cannot copy to {args.dst!r}: directory "
+                           f"{os.path.dirname(os.path.abspath(args.dst))!r} does not exist")
+        with _open_for_writing(args.dst) as dst:
+            before = len(dst)
+            read, added = copy_rows(src, dst, fingerprint=args.fingerprint, overwrite=args.overwrite)
+            after = len(dst)
+    verb = "added or replaced" if args.overwrite else "added"
+    out.write(f"copied {read} row(s) from {describe(args.src)} to {describe(args.dst)}: {added} {verb}, "
+              f"it now holds {after} row(s) (was {before})\n")
+    return 0
+
+
+def _what(location):
+    """What is missing where no store is found: a file, or nas_hw's tables on a server."""
+    return "nas_hw store on that server" if is_server_url(location) else "file"
 
 
 def _add_cache_option(parser):
     parser.add_argument("--cache", default=None, metavar="PATH",
-                        help="latency cache file (default: $NAS_HW_CACHE or the per-user cache, "
-                             f"now {default_cache_path()})")
+                        help="latency cache file or postgresql:// URL (default: $NAS_HW_CACHE or the "
+                             f"per-user cache, now {describe(default_cache_path())})")
 
 
 def build_parser():
@@ -175,6 +221,14 @@ def build_parser():
     _add_cache_option(p)
     p.set_defaults(handler=_cache_clear)
 
+    p = cache_cmds.add_parser("copy", help="copy rows from SRC to DST (files or postgresql:// URLs, "
+                                           "either way); rows DST holds are kept")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--fingerprint", default=None, metavar="FP", help="only this fingerprint's rows")
+    p.add_argument("--overwrite", action="store_true", help="replace rows DST already holds")
+    p.set_defaults(handler=_cache_copy, cache=None)
+
     sub = commands.add_parser("report", help="per-layer latency, memory and FLOPs of one network, "
                                              "and its true latency")
     report.add_arguments(sub)
@@ -203,7 +257,7 @@ def main(argv=None):
             raise BadInput(f"a command is required: cache, report, {', '.join(HYDRA_COMMANDS)} "
                            f"(see `{PROG} --help`)")
         if getattr(args, "handler", None) is None:
-            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import or clear "
+            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear or copy "
                            f"(see `{PROG} {args.command} --help`)")
         if args.cache is None:
             args.cache = default_cache_path()

@@ -7,7 +7,7 @@ failure while running (a layer that cannot be measured, an unusable cache, an I/
 import sys
 
 from ..errors import ConfigInputError, NetworkInputError, UsageError
-from .config import renamed_key
+from .config import renamed_key, secret_in_override
 
 PROG = "nas-hw"
 #: Errors the user fixes by changing what they typed or gave (exit code 2).
@@ -32,12 +32,16 @@ def fail(err, code=None):
 def run_hydra_app(hydra_main, argv, prog):
     """Runs a ``@hydra.main`` function on ``argv`` (Hydra reads ``sys.argv``); returns the exit code.
 
-    An override naming a key of an earlier version is refused first, naming the new key.
+    An override naming a key of an earlier version is refused first, naming the new key, and so
+    is one that would record a password in the run's config.
     """
     for arg in argv:
         hint = renamed_key(arg)
         if hint is not None:
             return fail(ConfigInputError(f"{arg.split('=', 1)[0].lstrip('+~')} was renamed: use {hint}"))
+        secret = secret_in_override(arg)
+        if secret is not None:  # refused before Hydra writes it into a run directory
+            return fail(ConfigInputError(secret))
     saved = sys.argv
     sys.argv = [prog] + list(argv)
     try:

@@ -31,10 +31,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigInputError, MissingMeasurementsError
-from .config import config_error_line
+from .config import cache_location, config_error_line
 from .reference import finish_run
 from ..estimators.calibrated import Calibrator
-from ..measure.store import LatencyCache
+from ..measure.store import open_cache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
 from ..search.derive import measure_network_latency_ms
@@ -131,7 +131,7 @@ class Setup:
     dataset: object
     model: object
     deploy_shape: tuple
-    cache: LatencyCache
+    cache: object  # LatencyCache or PostgresStore (open_cache)
     estimator: object
 
 
@@ -152,7 +152,7 @@ def setup(cfg):
                       n_classes=int(dataset.n_classes), seed=int(cfg.seed))
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
-    cache = LatencyCache(cfg.cache.path)
+    cache = open_cache(cache_location(cfg.cache))
     kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
                   cache=cache, batch_size=shape[0])
     try:
