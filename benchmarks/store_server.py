@@ -88,7 +88,8 @@ def worker(args):
     store = synthetic_store(args.url, args.measure_s, log)
     outs = {seed: build_net(seed) for seed in args.nets}
     print("ready", flush=True)
-    sys.stdin.readline()
+    if sys.stdin.readline().strip() != "go":  # the parent is gone
+        return
     t0 = time.perf_counter()
     estimates = {}
     for seed, out in outs.items():
@@ -103,20 +104,26 @@ def run_workers(url, nets_per_worker, measure_s):
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", "--url", url, "--measure-s", str(measure_s),
                                "--nets", *map(str, nets)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, cwd=ROOT) for nets in nets_per_worker]
-    for p in procs:  # every process has imported nnabla and built its networks: start together
-        line = p.stdout.readline().strip()
-        if line != "ready":
-            raise RuntimeError(f"worker failed to start: {line} {p.stderr.read()[-2000:]}")
-    load = os.getloadavg()[0]
-    for p in procs:
-        p.stdin.write("go\n")
-        p.stdin.flush()
-    results = []
-    for p in procs:
-        out, err = p.communicate(timeout=1800)
-        if p.returncode != 0:
-            raise RuntimeError(f"worker failed: {err[-3000:]}")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    try:
+        for p in procs:  # every process has imported nnabla and built its networks: start together
+            line = p.stdout.readline().strip()
+            if line != "ready":
+                raise RuntimeError(f"worker failed to start: {line} {p.stderr.read()[-2000:]}")
+        load = os.getloadavg()[0]
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = []
+        for p in procs:
+            out, err = p.communicate(timeout=1800)
+            if p.returncode != 0:
+                raise RuntimeError(f"worker failed: {err[-3000:]}")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     return results, load
 
 
@@ -231,7 +238,7 @@ def main(argv=None):
         server.cleanup()
     import psycopg
 
-    doc = {"command": "python benchmarks/store_server.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    doc = {"command": " ".join(["python benchmarks/store_server.py", *(argv if argv is not None else sys.argv[1:])]),
            "date": started, "python": platform.python_version(), "psycopg": psycopg.__version__,
            "server": os.path.basename(os.path.dirname(server.bindir)), "cpus": os.cpu_count(),
            "load_avg_before": load_before, "load_avg_after": os.getloadavg(), "fill": filled, "read": read_result}

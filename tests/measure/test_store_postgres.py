@@ -175,6 +175,31 @@ def test_processes_race_on_the_same_signatures(pg_url):
             f"{[r['measurements'] for r in results]}")
 
 
+def test_clients_opening_a_fresh_database_at_once_create_the_tables_once(pg_server):
+    """8 clients open one empty database at the same moment, 3 times: all of them get the store
+    (the tables are created once, under a lock; none sees them half made)."""
+    import threading
+
+    for rep in range(3):
+        url = pg_server.create_database(f"fresh{os.getpid()}_{rep}")
+        barrier, outcomes = threading.Barrier(8), []
+
+        def open_it():
+            barrier.wait()
+            try:
+                with open_cache(url) as store:
+                    outcomes.append(store.exists)
+            except CacheError as err:
+                outcomes.append(str(err))
+
+        threads = [threading.Thread(target=open_it) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert outcomes == [True] * 8, outcomes
+
+
 def test_measuring_lock_times_out_naming_its_holder_and_dies_with_it(pg_url):
     holder = start("hold", pg_url, FP)
     try:

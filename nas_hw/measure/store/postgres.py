@@ -78,6 +78,12 @@ def _lock_key(name):
 _SCHEMA_LOCK = _lock_key("schema")
 
 
+def _tables(conn):
+    """nas_hw's tables present in the connection's schema (one statement: one snapshot)."""
+    row = conn.execute("SELECT " + ", ".join(["to_regclass(%s) IS NOT NULL"] * len(TABLES)), TABLES).fetchone()
+    return [t for t, present in zip(TABLES, row) if present]
+
+
 def _psycopg():
     try:
         import psycopg
@@ -160,22 +166,23 @@ class PostgresStore(StoreBase):
     def _check_schema(self, conn):
         psycopg = self._psycopg
         try:
-            found = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
-            if not found and self.create:
-                # Locked before the transaction starts, so that the transaction sees the tables a
-                # client that created them meanwhile committed (a catalog lookup made earlier in
-                # the same transaction would not).
+            found = _tables(conn)
+            if set(found) != set(TABLES):
+                # None or some of them: another client may be creating them right now (it holds
+                # this lock while it does). Looked at again under the lock, each statement its own
+                # transaction, so what that client committed is seen.
                 conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
                 try:
-                    with conn.transaction():
-                        if not conn.execute("SELECT to_regclass('nas_hw_meta')").fetchone()[0]:
+                    found = _tables(conn)
+                    if not found and self.create:
+                        with conn.transaction():
                             for stmt in _SCHEMA:
                                 conn.execute(stmt)
                             conn.execute("INSERT INTO nas_hw_meta VALUES ('application', %s), "
                                          "('schema_version', %s)", (APPLICATION, str(SERVER_SCHEMA_VERSION)))
+                        found = _tables(conn)
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
-                found = [t for t in TABLES if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
             if not found:
                 return
             if "nas_hw_meta" not in found:
