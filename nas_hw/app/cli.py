@@ -57,14 +57,17 @@ def _date(epoch_s):
     return datetime.datetime.fromtimestamp(float(epoch_s), tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _open_existing(path):
+def _open_existing(path, write=False):
     """The store at ``path`` (a file or a server URL), or ``None`` when none is there yet (nothing
-    was measured). Creates nothing."""
+    was measured). Creates nothing; a server store is read-only unless ``write``."""
     if is_server_url(path):
-        store = open_cache(path, create=False)
+        store = open_cache(path, readonly=True)
         if not store.exists:
             store.close()
             return None
+        if write:  # its tables exist: opening it for writing creates nothing
+            store.close()
+            store = open_cache(path)
         return store
     if path != ":memory:" and not os.path.exists(path):
         return None
@@ -145,7 +148,7 @@ def _cache_import(args, out):
 
 
 def _cache_clear(args, out):
-    cache = _open_existing(args.cache)
+    cache = _open_existing(args.cache, write=True)
     if cache is None:
         out.write(f"cache {describe(args.cache)}: no {_what(args.cache)}, nothing to clear\n")
         return 0

@@ -43,7 +43,7 @@ def test_every_cache_command_on_a_server_with_the_password_from_the_environment(
     monkeypatch.setenv("PGPASSWORD", pg_server.password)
     assert main(["cache", "ls", "--cache", url]) == 0
     assert "no nas_hw store on that server yet" in capsys.readouterr().out
-    assert not open_cache(url, create=False).exists  # ls created nothing
+    assert not open_cache(url, readonly=True).exists  # ls created nothing
     assert main(["cache", "copy", sqlite_file, url]) == 0
     out = capsys.readouterr().out
     assert "copied 4 row(s)" in out and "4 added, it now holds 4 row(s) (was 0)" in out

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -136,8 +135,12 @@ def test_export_import_round_trip_and_malformed_files(pg_url, tmp_path, fmt):
 # --------------------------------------------------------------------------- refused databases
 
 def test_read_only_open_creates_nothing(pg_url):
-    store = open_cache(pg_url, create=False)
-    assert not store.exists
+    store = open_cache(pg_url, readonly=True)
+    assert not store.exists and store.readonly
+    with pytest.raises(CacheError, match="opened read-only"):
+        store.put("fp", "sig", stats())
+    with pytest.raises(CacheError, match="opened read-only"):
+        store.put_blob("fp", "k", "n", {})
     store.close()
     assert admin_sql(pg_url, "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'nas_hw%%'") == [(0,)]
 

@@ -13,18 +13,19 @@ from .rows import Record, noop_stats
 from .sqlite import MEMORY, SCHEMA_VERSION, LatencyCache, default_cache_path
 
 
-def open_cache(cache=None, create=True):
+def open_cache(cache=None, readonly=False):
     """A store from an instance, a path, ``":memory:"``, a ``postgresql://`` URL or ``None``
     (``$NAS_HW_CACHE``, which may be a URL too, else the per-user file).
 
-    ``create=False`` opens a server store for reading without creating its tables.
+    ``readonly`` opens a server store that creates nothing and refuses writes (an instance is
+    used as it is).
     """
     if isinstance(cache, (LatencyCache, PostgresStore)):
         return cache
     if cache is None:
         cache = default_cache_path()
     if is_server_url(cache):
-        return PostgresStore(cache, create=create)
+        return PostgresStore(cache, readonly=readonly)
     if isinstance(cache, (str, os.PathLike)):
         return LatencyCache(cache)
     raise TypeError(f"cache must be a LatencyCache, a path, ':memory:', a postgresql:// URL or None, "

@@ -13,8 +13,8 @@ returns a :class:`PostgresStore`, which keeps the guarantees of the SQLite file
 - Every row passes the validation of :mod:`~nas_hw.measure.store.rows` before it is stored; the
   tables' CHECKs refuse NaN, infinite and negative timings from any other client.
 - The tables are nas_hw's own (``nas_hw_*``, marked in ``nas_hw_meta``); a database holding
-  other tables of those names is refused and left untouched. Read-only use (``create=False``)
-  never creates them.
+  other tables of those names is refused and left untouched. A read-only store
+  (``readonly=True``) never creates them and refuses every write.
 - A lost connection (a server restart) is retried for ``reconnect_s`` seconds, then ends in one
   :class:`~nas_hw.errors.CacheError` line. Every operation is idempotent, so a retried one stores
   nothing twice. A wrong password, a missing database, an unreachable host: one line each.
@@ -25,7 +25,6 @@ returns a :class:`PostgresStore`, which keeps the guarantees of the SQLite file
 Needs the ``postgres`` extra (``pip install 'nas_hw[postgres]'``: psycopg 3).
 """
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -37,51 +36,15 @@ from ...errors import CacheError
 from .base import StoreBase, check_timeout
 from .io import read_export
 from .location import describe, is_server_url, scrub
-from .rows import COLUMNS, STAT_FIELDS, Record, record_from_row, row_from_mapping
+from .pg_errors import connect_hint, connection_lost
+from .pg_schema import check_schema, lock_key
+from .rows import COLUMNS, Record, record_from_row, row_from_mapping
 
 logger = logging.getLogger(__name__)
 
-#: The server tables' layout version (the rows' format is the SQLite store's).
-SERVER_SCHEMA_VERSION = 1
-APPLICATION = "nas_hw"
-TABLES = ("nas_hw_meta", "nas_hw_measurements", "nas_hw_fingerprints", "nas_hw_blobs")
 DEFAULT_CONNECT_TIMEOUT_S = 10
-
-# NaN sorts above +Infinity in PostgreSQL, so "< 'Infinity'" refuses both.
-_FINITE = "{0} >= 0 AND {0} < 'Infinity'"
-_SCHEMA = [
-    "CREATE TABLE IF NOT EXISTS nas_hw_meta (key text PRIMARY KEY, value text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS nas_hw_measurements ("
-    " fingerprint text NOT NULL, signature text NOT NULL,"
-    + "".join(f" {c} double precision NOT NULL CHECK ({_FINITE.format(c)})," for c in STAT_FIELDS)
-    + " n_kept integer NOT NULL CHECK (n_kept >= 1),"
-    " n_measured integer NOT NULL CHECK (n_measured >= n_kept),"
-    " noop smallint NOT NULL DEFAULT 0 CHECK (noop IN (0, 1)),"
-    " settings text NOT NULL,"
-    f" created double precision NOT NULL CHECK ({_FINITE.format('created')}),"
-    " PRIMARY KEY (fingerprint, signature))",
-    "CREATE TABLE IF NOT EXISTS nas_hw_fingerprints (fingerprint text PRIMARY KEY, info text NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS nas_hw_blobs (fingerprint text NOT NULL, kind text NOT NULL,"
-    " name text NOT NULL, payload text NOT NULL, created double precision NOT NULL,"
-    " PRIMARY KEY (fingerprint, kind, name))",
-]
 _COLS = ", ".join(COLUMNS)
 _SELECT = f"SELECT {_COLS} FROM nas_hw_measurements"
-
-
-def _lock_key(name):
-    """A signed 64-bit advisory-lock key for ``name`` (stable across hosts and versions)."""
-    return int.from_bytes(hashlib.sha256(f"nas_hw:{name}".encode()).digest()[:8], "big", signed=True)
-
-
-#: Serialises creating the tables (two first clients at once).
-_SCHEMA_LOCK = _lock_key("schema")
-
-
-def _tables(conn):
-    """nas_hw's tables present in the connection's schema (one statement: one snapshot)."""
-    row = conn.execute("SELECT " + ", ".join(["to_regclass(%s) IS NOT NULL"] * len(TABLES)), TABLES).fetchone()
-    return [t for t, present in zip(TABLES, row) if present]
 
 
 def _psycopg():
@@ -102,9 +65,9 @@ class PostgresStore(StoreBase):
         url: ``postgresql://[user[:password]@][host][:port]/dbname[?option=...]`` (libpq's URL;
             ``PGPASSWORD``, ``~/.pgpass``, ``PGSERVICE`` and the other ``PG*`` variables apply).
         timeout_s: longest wait for another client's measuring lock.
+        readonly: never write: the tables are not created in a database that has none (see
+            :attr:`exists`), and every write raises :class:`CacheError`.
         reconnect_s: how long a lost connection is retried before giving up.
-        create: create the tables in a database that has none (``False``: read-only use, see
-            :attr:`exists`).
 
     Attributes:
         path: the redacted URL (what messages and reports show).
@@ -115,7 +78,7 @@ class PostgresStore(StoreBase):
             or it holds tables of these names that are not a nas_hw store.
     """
 
-    def __init__(self, url, timeout_s=60.0, reconnect_s=30.0, create=True):
+    def __init__(self, url, timeout_s=60.0, readonly=False, reconnect_s=30.0):
         if not is_server_url(url):
             raise ValueError(f"url must be a postgresql:// URL, got {describe(url) if isinstance(url, str) else url!r}")
         self.timeout_s = check_timeout(timeout_s)
@@ -123,7 +86,7 @@ class PostgresStore(StoreBase):
         self._psycopg = _psycopg()
         self._url = url
         self.path = describe(url)
-        self.create = bool(create)
+        self.readonly = bool(readonly)
         self.exists = False
         self.hits = self.misses = self.measurements = 0
         self._memo, self._loaded = {}, set()
@@ -151,7 +114,7 @@ class PostgresStore(StoreBase):
             conn = psycopg.connect(self._url, **self._connect_kwargs())
         except psycopg.Error as err:
             raise CacheError(f"cannot connect to the latency store {self.path}: {self._reason(err)}"
-                             f"{_hint(err)}") from None
+                             f"{connect_hint(err)}") from None
         try:
             self._check_schema(conn)
         except BaseException:
@@ -164,41 +127,10 @@ class PostgresStore(StoreBase):
         return scrub(text, self._url)
 
     def _check_schema(self, conn):
-        psycopg = self._psycopg
         try:
-            found = _tables(conn)
-            if set(found) != set(TABLES):
-                # None or some of them: another client may be creating them right now (it holds
-                # this lock while it does). Looked at again under the lock, each statement its own
-                # transaction, so what that client committed is seen.
-                conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
-                try:
-                    found = _tables(conn)
-                    if not found and self.create:
-                        with conn.transaction():
-                            for stmt in _SCHEMA:
-                                conn.execute(stmt)
-                            conn.execute("INSERT INTO nas_hw_meta VALUES ('application', %s), "
-                                         "('schema_version', %s)", (APPLICATION, str(SERVER_SCHEMA_VERSION)))
-                        found = _tables(conn)
-                finally:
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
-            if not found:
-                return
-            if "nas_hw_meta" not in found:
-                raise CacheError(f"{self.path} holds table(s) {found} but no nas_hw_meta: not a nas_hw "
-                                 "latency store; it was left untouched (use another database or schema)")
-            meta = dict(conn.execute("SELECT key, value FROM nas_hw_meta").fetchall())
-        except psycopg.Error as err:
+            self.exists = check_schema(conn, self.path, create=not self.readonly)
+        except self._psycopg.Error as err:
             raise CacheError(f"cannot use the latency store {self.path}: {self._reason(err)}") from None
-        if meta.get("application") != APPLICATION:
-            raise CacheError(f"{self.path}: nas_hw_meta does not mark a nas_hw latency store "
-                             f"(application={meta.get('application')!r}); it was left untouched")
-        if meta.get("schema_version") != str(SERVER_SCHEMA_VERSION) or set(found) != set(TABLES):
-            raise CacheError(f"{self.path} has store schema version {meta.get('schema_version')!r} "
-                             f"(tables {sorted(found)}), this nas_hw reads version {SERVER_SCHEMA_VERSION}; "
-                             "copy it with the nas_hw that wrote it (`nas-hw cache copy`) into another database")
-        self.exists = True
 
     @property
     def conn(self):
@@ -215,6 +147,10 @@ class PostgresStore(StoreBase):
             self._conn.close()
         self._conn = None
 
+    def _writable(self, what):
+        if self.readonly:
+            raise CacheError(f"cannot {what}: the latency store {self.path} was opened read-only")
+
     def _run(self, work, what):
         """``work(conn)`` in one transaction; a lost connection is re-opened and ``work`` run again
         (every operation here is idempotent) for up to ``reconnect_s`` seconds."""
@@ -228,7 +164,7 @@ class PostgresStore(StoreBase):
             except psycopg.errors.IntegrityError as err:
                 raise CacheError(f"the latency store {self.path} refused to {what}: {self._reason(err)}") from None
             except psycopg.Error as err:
-                if not conn.broken and not conn.closed:
+                if not connection_lost(psycopg, conn, err):
                     raise CacheError(f"cannot {what} in the latency store {self.path}: {self._reason(err)}") from None
                 if deadline is None:
                     deadline = time.monotonic() + self.reconnect_s
@@ -238,7 +174,10 @@ class PostgresStore(StoreBase):
                 self._reconnect(deadline, what, err)
 
     def _reconnect(self, deadline, what, cause):
-        self._conn = None
+        old, self._conn = self._conn, None
+        if old is not None:
+            with contextlib.suppress(Exception):
+                old.close()
         delay = 0.1
         while True:
             try:
@@ -301,6 +240,7 @@ class PostgresStore(StoreBase):
             c.execute(f"INSERT INTO nas_hw_measurements ({_COLS}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
                       f"ON CONFLICT (fingerprint, signature) {conflict}", row)
 
+        self._writable(f"store the measurement of {signature!r}")
         with self._thread_lock:
             self._run(work, f"store the measurement of {signature!r}")
             self._memo.pop((fingerprint, signature), None)
@@ -313,7 +253,7 @@ class PostgresStore(StoreBase):
     def measuring_lock(self, fingerprint=None):
         """Exclusive across every client of this server measuring ``fingerprint`` (``None``: the
         whole store), and across this object's threads. Waits at most ``timeout_s``."""
-        key = _lock_key(f"measure:{fingerprint}" if fingerprint is not None else "measure")
+        key = lock_key(f"measure:{fingerprint}" if fingerprint is not None else "measure")
         with self._thread_lock:
             self._acquire(key, fingerprint)
             try:
@@ -396,6 +336,7 @@ class PostgresStore(StoreBase):
             c.execute("DELETE FROM nas_hw_fingerprints" + where, args)
             return n
 
+        self._writable("delete rows")
         with self._thread_lock:
             n = self._run(work, "delete rows")
             self.forget()
@@ -409,6 +350,7 @@ class PostgresStore(StoreBase):
         Returns:
             the number of rows added (or replaced with ``overwrite``).
         """
+        self._writable("import rows")
         rows, info = read_export(path)
         return self.import_rows(rows, info, overwrite)
 
@@ -416,6 +358,7 @@ class PostgresStore(StoreBase):
         """Stores validated row tuples (:data:`COLUMNS` order) in one transaction; returns how many
         were added (or replaced with ``overwrite``). A key repeated in ``rows``: the first wins,
         or the last with ``overwrite`` (as a SQLite import)."""
+        self._writable("import rows")
         unique = {}
         for row in rows:
             if overwrite or (row[0], row[1]) not in unique:
@@ -441,6 +384,7 @@ class PostgresStore(StoreBase):
 
     # -- small JSON documents (candidate tables, calibrations) --------------------------
     def put_blob(self, fingerprint, kind, name, payload):
+        self._writable(f"store {kind}/{name}")
         text = json.dumps(payload, sort_keys=True)
         self._run(lambda c: c.execute(
             "INSERT INTO nas_hw_blobs VALUES (%s, %s, %s, %s, %s) ON CONFLICT (fingerprint, kind, name) "
@@ -459,15 +403,3 @@ class PostgresStore(StoreBase):
             "SELECT fingerprint FROM nas_hw_blobs WHERE kind = %s AND name = %s ORDER BY fingerprint",
             (kind, name)).fetchall(), f"look up {kind}/{name}")
         return [r[0] for r in rows]
-
-
-def _hint(err):
-    """What to do about a refused connection (one clause), from libpq's message."""
-    text = str(err)
-    if "password authentication failed" in text or "no password supplied" in text:
-        return " (give the password through PGPASSWORD, ~/.pgpass or PGSERVICE: docs/scaling.md)"
-    if "does not exist" in text and "database" in text:
-        return " (create it, e.g. `createdb`, or fix the URL's database name)"
-    if "timeout" in text or "refused" in text or "could not translate host name" in text:
-        return " (is the server running and reachable from this machine?)"
-    return ""

@@ -1,0 +1,87 @@
+"""The server store's tables: their definition, how a database is recognised as a nas_hw store
+(``nas_hw_meta``) and how they are created once when several clients open an empty database.
+"""
+import hashlib
+
+from ...errors import CacheError
+from .rows import STAT_FIELDS
+
+#: The server tables' layout version (the rows' format is the SQLite store's).
+SERVER_SCHEMA_VERSION = 1
+APPLICATION = "nas_hw"
+TABLES = ("nas_hw_meta", "nas_hw_measurements", "nas_hw_fingerprints", "nas_hw_blobs")
+
+# NaN sorts above +Infinity in PostgreSQL, so "< 'Infinity'" refuses both.
+_FINITE = "{0} >= 0 AND {0} < 'Infinity'"
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS nas_hw_meta (key text PRIMARY KEY, value text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS nas_hw_measurements ("
+    " fingerprint text NOT NULL, signature text NOT NULL,"
+    + "".join(f" {c} double precision NOT NULL CHECK ({_FINITE.format(c)})," for c in STAT_FIELDS)
+    + " n_kept integer NOT NULL CHECK (n_kept >= 1),"
+    " n_measured integer NOT NULL CHECK (n_measured >= n_kept),"
+    " noop smallint NOT NULL DEFAULT 0 CHECK (noop IN (0, 1)),"
+    " settings text NOT NULL,"
+    f" created double precision NOT NULL CHECK ({_FINITE.format('created')}),"
+    " PRIMARY KEY (fingerprint, signature))",
+    "CREATE TABLE IF NOT EXISTS nas_hw_fingerprints (fingerprint text PRIMARY KEY, info text NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS nas_hw_blobs (fingerprint text NOT NULL, kind text NOT NULL,"
+    " name text NOT NULL, payload text NOT NULL, created double precision NOT NULL,"
+    " PRIMARY KEY (fingerprint, kind, name))",
+]
+
+
+def lock_key(name):
+    """A signed 64-bit advisory-lock key for ``name`` (stable across hosts and versions)."""
+    return int.from_bytes(hashlib.sha256(f"nas_hw:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+#: Serialises creating the tables (two first clients at once).
+_SCHEMA_LOCK = lock_key("schema")
+
+
+def _tables(conn):
+    """nas_hw's tables present in the connection's schema (one statement: one snapshot)."""
+    row = conn.execute("SELECT " + ", ".join(["to_regclass(%s) IS NOT NULL"] * len(TABLES)), TABLES).fetchone()
+    return [t for t, present in zip(TABLES, row) if present]
+
+
+def check_schema(conn, path, create):
+    """Whether the connection's schema holds a nas_hw store, creating its tables in an empty one
+    when ``create``; ``path`` (the redacted URL) names it in errors.
+
+    Raises:
+        CacheError: tables of nas_hw's names that nas_hw did not mark, or another version.
+        psycopg.Error: the server refused a statement (the caller turns it into one line).
+    """
+    found = _tables(conn)
+    if set(found) != set(TABLES):
+        # None or some of them: another client may be creating them right now (it holds
+        # this lock while it does). Looked at again under the lock, each statement its own
+        # transaction, so what that client committed is seen.
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        try:
+            found = _tables(conn)
+            if not found and create:
+                with conn.transaction():
+                    for stmt in _SCHEMA:
+                        conn.execute(stmt)
+                    conn.execute("INSERT INTO nas_hw_meta VALUES ('application', %s), "
+                                 "('schema_version', %s)", (APPLICATION, str(SERVER_SCHEMA_VERSION)))
+                found = _tables(conn)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SCHEMA_LOCK,))
+    if not found:
+        return False
+    if "nas_hw_meta" not in found:
+        raise CacheError(f"{path} holds table(s) {found} but no nas_hw_meta: not a nas_hw "
+                         "latency store; it was left untouched (use another database or schema)")
+    meta = dict(conn.execute("SELECT key, value FROM nas_hw_meta").fetchall())
+    if meta.get("application") != APPLICATION:
+        raise CacheError(f"{path}: nas_hw_meta does not mark a nas_hw latency store "
+                         f"(application={meta.get('application')!r}); it was left untouched")
+    if meta.get("schema_version") != str(SERVER_SCHEMA_VERSION) or set(found) != set(TABLES):
+        raise CacheError(f"{path} has store schema version {meta.get('schema_version')!r} "
+                         f"(tables {sorted(found)}), this nas_hw reads version {SERVER_SCHEMA_VERSION}; "
+                         "copy it with the nas_hw that wrote it (`nas-hw cache copy`) into another database")
+    return True
