@@ -254,7 +254,7 @@ def test_server_restart_mid_run_is_retried_and_measures_nothing_twice(pg_server,
 
 def test_server_down_ends_in_one_line_and_the_next_run_measures_only_what_is_missing(pg_server, pg_url):
     n = 40
-    proc = fill_until(pg_url, n, 5, 0.05, 1)
+    proc = fill_until(pg_url, n, 6, 0.05, 1)  # the 6th measurement starts once the 5th is stored
     pg_server.stop()
     try:
         rc, out, err = finish(proc)
