@@ -107,8 +107,9 @@ def test_the_tables_refuse_what_another_client_writes(pg_url):
     open_cache(pg_url).close()
     for values in [("NaN", 1), ("Infinity", 1), ("-1", 1), ("1", 0)]:
         with pytest.raises(psycopg.errors.CheckViolation):
-            admin_sql(pg_url, "INSERT INTO nas_hw_measurements VALUES ('fp', 's', %s, 1, 0, 1, %s, 5, 0, '{}', 1)",
-                      *values)
+            admin_sql(pg_url, "INSERT INTO nas_hw_measurements (fingerprint, signature, mean_s, median_s, std_s, "
+                      "min_s, n_kept, n_measured, noop, settings, created) "
+                      "VALUES ('fp', 's', %s, 1, 0, 1, %s, 5, 0, '{}', 1)", *values)
     assert admin_sql(pg_url, "SELECT COUNT(*) FROM nas_hw_measurements") == [(0,)]
 
 

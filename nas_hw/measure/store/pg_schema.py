@@ -4,7 +4,7 @@
 import hashlib
 
 from ...errors import CacheError
-from .rows import STAT_FIELDS
+from .rows import COLUMNS, STAT_FIELDS
 
 #: The server tables' layout version (the rows' format is the SQLite store's).
 SERVER_SCHEMA_VERSION = 1
@@ -13,17 +13,29 @@ TABLES = ("nas_hw_meta", "nas_hw_measurements", "nas_hw_fingerprints", "nas_hw_b
 
 # NaN sorts above +Infinity in PostgreSQL, so "< 'Infinity'" refuses both.
 _FINITE = "{0} >= 0 AND {0} < 'Infinity'"
+#: The column of each row field (the rows' fields are :data:`~nas_hw.measure.store.rows.COLUMNS`;
+#: the quality fields are used once the rows carry them). Range and type checks of every field
+#: are the rows' validation's; these CHECKs refuse what any other client might write.
+_COLUMN_SQL = {
+    "fingerprint": "text NOT NULL",
+    "signature": "text NOT NULL",
+    **{f: f"double precision NOT NULL CHECK ({_FINITE.format(f)})" for f in STAT_FIELDS},
+    "n_kept": "integer NOT NULL CHECK (n_kept >= 1)",
+    "n_measured": "integer NOT NULL CHECK (n_measured >= n_kept)",
+    "value_s": f"double precision CHECK ({_FINITE.format('value_s')})",
+    "spread": f"double precision CHECK ({_FINITE.format('spread')})",
+    "n_rounds": "integer NOT NULL DEFAULT 1 CHECK (n_rounds >= 1)",
+    "load1": f"double precision CHECK ({_FINITE.format('load1')})",
+    "peers": "integer CHECK (peers >= 0)",
+    "disturbed": "smallint CHECK (disturbed IN (0, 1))",
+    "noop": "smallint NOT NULL DEFAULT 0 CHECK (noop IN (0, 1))",
+    "settings": "text NOT NULL",
+    "created": f"double precision NOT NULL CHECK ({_FINITE.format('created')})",
+}
 _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS nas_hw_meta (key text PRIMARY KEY, value text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS nas_hw_measurements ("
-    " fingerprint text NOT NULL, signature text NOT NULL,"
-    + "".join(f" {c} double precision NOT NULL CHECK ({_FINITE.format(c)})," for c in STAT_FIELDS)
-    + " n_kept integer NOT NULL CHECK (n_kept >= 1),"
-    " n_measured integer NOT NULL CHECK (n_measured >= n_kept),"
-    " noop smallint NOT NULL DEFAULT 0 CHECK (noop IN (0, 1)),"
-    " settings text NOT NULL,"
-    f" created double precision NOT NULL CHECK ({_FINITE.format('created')}),"
-    " PRIMARY KEY (fingerprint, signature))",
+    + "".join(f" {c} {_COLUMN_SQL[c]}," for c in COLUMNS) + " PRIMARY KEY (fingerprint, signature))",
     "CREATE TABLE IF NOT EXISTS nas_hw_fingerprints (fingerprint text PRIMARY KEY, info text NOT NULL)",
     "CREATE TABLE IF NOT EXISTS nas_hw_blobs (fingerprint text NOT NULL, kind text NOT NULL,"
     " name text NOT NULL, payload text NOT NULL, created double precision NOT NULL,"
