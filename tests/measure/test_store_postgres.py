@@ -113,6 +113,32 @@ def test_the_tables_refuse_what_another_client_writes(pg_url):
     assert admin_sql(pg_url, "SELECT COUNT(*) FROM nas_hw_measurements") == [(0,)]
 
 
+def test_quality_fields_round_trip_and_a_tampered_row_is_named_never_served(pg_url):
+    """The quality fields (issue 13) are stored and read back; a row another client changed into
+    something nas_hw would refuse (settings that are not JSON, min above the median) raises one
+    line naming it on read, and clearing that one row lets it be measured again."""
+    judged = TimingStats(2e-3, 2e-3, 1e-4, 1.9e-3, 9, 10, value=1.95e-3, spread=0.04, n_rounds=3, load1=1.5,
+                         peers=2, disturbed=True)
+    with open_cache(pg_url) as store:
+        store.put("fp", "sig:q", judged)
+        store.put("fp", "sig:bad", stats())
+    with open_cache(pg_url) as store:
+        assert store.get("fp", "sig:q").stats == judged
+        assert [r.signature for r in store.records(disturbed=True)] == ["sig:q"]
+        assert store.summary()[0]["disturbed"] == 1
+    for column, value in [("settings", "not json"), ("min_s", 5.0)]:
+        admin_sql(pg_url, f"UPDATE nas_hw_measurements SET {column} = %s WHERE signature = 'sig:bad'", value)
+        with open_cache(pg_url) as store:
+            with pytest.raises(CacheError, match=r"signature='sig:bad'.*changed outside nas_hw") as err:
+                store.get("fp", "sig:bad")
+            assert "\n" not in str(err.value) and "pw-" not in str(err.value)
+        admin_sql(pg_url, "UPDATE nas_hw_measurements SET settings = '{}', min_s = 1e-3 WHERE signature = 'sig:bad'")
+    admin_sql(pg_url, "UPDATE nas_hw_measurements SET settings = 'x' WHERE signature = 'sig:bad'")
+    with open_cache(pg_url) as store:
+        assert store.clear("fp", "sig:bad") == 1
+        assert store.get_or_measure("fp", "sig:bad", lambda: (stats(3.0), False)).latency() == pytest.approx(3.0)
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_export_import_round_trip_and_malformed_files(pg_url, tmp_path, fmt):
     with open_cache(pg_url) as store:

@@ -1,6 +1,6 @@
 """What every store backend shares above its storage: the counters, the lookup that counts, the
 measure-once path and export. A backend provides ``peek``, ``put``, ``measuring_lock``,
-``records``, ``fingerprint_info``, ``forget`` and ``close``."""
+``records``, ``fingerprint_info``, ``forget``, ``close`` and ``_writable``."""
 import math
 
 from .io import write_export
@@ -39,6 +39,7 @@ class StoreBase:
         rec = self.get(fingerprint, signature)
         if rec is not None:
             return rec
+        self._writable(f"measure {signature!r}")
         with self.measuring_lock(fingerprint):
             rec = self.peek(fingerprint, signature)
             if rec is not None:

@@ -1,13 +1,16 @@
 """The server store's tables: their definition, how a database is recognised as a nas_hw store
 (``nas_hw_meta``) and how they are created once when several clients open an empty database.
 """
-import hashlib
+import time
 
+from ...constants import CACHE_SCHEMA_VERSION
 from ...errors import CacheError
+from .pg_lock import lock_key
 from .rows import COLUMNS, STAT_FIELDS
 
-#: The server tables' layout version (the rows' format is the SQLite store's).
-SERVER_SCHEMA_VERSION = 1
+#: The server tables' version: the rows' format version, the SQLite store's (their columns are
+#: :data:`~nas_hw.measure.store.rows.COLUMNS`).
+SERVER_SCHEMA_VERSION = CACHE_SCHEMA_VERSION
 APPLICATION = "nas_hw"
 TABLES = ("nas_hw_meta", "nas_hw_measurements", "nas_hw_fingerprints", "nas_hw_blobs")
 
@@ -43,11 +46,6 @@ _SCHEMA = [
 ]
 
 
-def lock_key(name):
-    """A signed 64-bit advisory-lock key for ``name`` (stable across hosts and versions)."""
-    return int.from_bytes(hashlib.sha256(f"nas_hw:{name}".encode()).digest()[:8], "big", signed=True)
-
-
 #: Serialises creating the tables (two first clients at once).
 _SCHEMA_LOCK = lock_key("schema")
 
@@ -58,9 +56,10 @@ def _tables(conn):
     return [t for t, present in zip(TABLES, row) if present]
 
 
-def check_schema(conn, path, create):
+def check_schema(conn, path, create, timeout_s=60.0):
     """Whether the connection's schema holds a nas_hw store, creating its tables in an empty one
-    when ``create``; ``path`` (the redacted URL) names it in errors.
+    when ``create``; ``path`` (the redacted URL) names it in errors; ``timeout_s`` bounds the wait
+    for another client that is creating them.
 
     Raises:
         CacheError: tables of nas_hw's names that nas_hw did not mark, or another version.
@@ -71,7 +70,12 @@ def check_schema(conn, path, create):
         # None or some of them: another client may be creating them right now (it holds
         # this lock while it does). Looked at again under the lock, each statement its own
         # transaction, so what that client committed is seen.
-        conn.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
+        deadline = time.monotonic() + timeout_s
+        while not conn.execute("SELECT pg_try_advisory_lock(%s)", (_SCHEMA_LOCK,)).fetchone()[0]:
+            if time.monotonic() > deadline:
+                raise CacheError(f"{path}: another client has held the lock that guards creating nas_hw's "
+                                 f"tables for over {timeout_s:g} s (timeout_s); is it stopped?")
+            time.sleep(0.05)
         try:
             found = _tables(conn)
             if not found and create:

@@ -10,8 +10,9 @@ returns a :class:`PostgresStore`, which keeps the guarantees of the SQLite file
 - Measuring a missing signature happens under a session advisory lock per device fingerprint
   (``pg_try_advisory_lock``, waited for at most ``timeout_s``): no layer is measured twice at once
   across hosts, and a client that dies releases its lock with its connection.
-- Every row passes the validation of :mod:`~nas_hw.measure.store.rows` before it is stored; the
-  tables' CHECKs refuse NaN, infinite and negative timings from any other client.
+- Every row passes :func:`~nas_hw.measure.store.rows.check_row`, the SQLite store's validation,
+  when it is stored, imported and read back (a row changed outside nas_hw is named, never
+  served); the tables' CHECKs refuse NaN, infinite and negative timings from any other client.
 - The tables are nas_hw's own (``nas_hw_*``, marked in ``nas_hw_meta``); a database holding
   other tables of those names is refused and left untouched. A read-only store
   (``readonly=True``) never creates them and refuses every write.
@@ -34,11 +35,13 @@ import time
 
 from ...errors import CacheError
 from .base import StoreBase, check_timeout
-from .io import read_export
+from .io import ExportFile, check_info
 from .location import describe, is_server_url, scrub
 from .pg_errors import connect_hint, connection_lost
-from .pg_schema import check_schema, lock_key
-from .rows import COLUMNS, Record, record_from_row, row_from_mapping
+from .pg_lock import acquire, lock_key
+from .pg_schema import SERVER_SCHEMA_VERSION as SCHEMA_VERSION, check_schema
+from .quality import summarize
+from .rows import COLUMNS, RowError, read_record, stats_row
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class PostgresStore(StoreBase):
         self.path = describe(url)
         self.readonly = bool(readonly)
         self.exists = False
+        #: the row format's version (the server tables always hold the current one)
+        self.schema = SCHEMA_VERSION
         self.hits = self.misses = self.measurements = 0
         self._memo, self._loaded = {}, set()
         self._thread_lock = threading.RLock()
@@ -128,7 +133,7 @@ class PostgresStore(StoreBase):
 
     def _check_schema(self, conn):
         try:
-            self.exists = check_schema(conn, self.path, create=not self.readonly)
+            self.exists = check_schema(conn, self.path, not self.readonly, self.timeout_s)
         except self._psycopg.Error as err:
             raise CacheError(f"cannot use the latency store {self.path}: {self._reason(err)}") from None
 
@@ -194,11 +199,21 @@ class PostgresStore(StoreBase):
             delay = min(delay * 2, 2.0)
 
     # -- lookups ----------------------------------------------------------------------
+    def _rows(self, where="", args=()):
+        """Validated records of ``SELECT ... FROM nas_hw_measurements <where>``."""
+        raw = self._run(lambda c: c.execute(f"{_SELECT} {where}", args).fetchall(), "read rows")
+        out = []
+        for row in raw:
+            try:
+                out.append(read_record(row))
+            except RowError as err:
+                raise CacheError(f"{self.path}: {err}; that row was changed outside nas_hw and is never served: "
+                                 "delete it with `nas-hw cache clear --fingerprint FP --signature SIG --yes` "
+                                 "(it is then measured again)") from None
+        return out
+
     def _load_fingerprint(self, fingerprint):
-        rows = self._run(lambda c: c.execute(f"{_SELECT} WHERE fingerprint = %s", (fingerprint,)).fetchall(),
-                         "read rows")
-        for row in rows:
-            rec = record_from_row(row)
+        for rec in self._rows("WHERE fingerprint = %s", (fingerprint,)):
             self._memo[(fingerprint, rec.signature)] = rec
         self._loaded.add(fingerprint)
 
@@ -210,10 +225,9 @@ class PostgresStore(StoreBase):
                 self._load_fingerprint(fingerprint)
             rec = self._memo.get((fingerprint, signature))
             if rec is None:
-                row = self._run(lambda c: c.execute(f"{_SELECT} WHERE fingerprint = %s AND signature = %s",
-                                                    (fingerprint, signature)).fetchone(), "read a row")
-                if row is not None:
-                    rec = self._memo[(fingerprint, signature)] = record_from_row(row)
+                got = self._rows("WHERE fingerprint = %s AND signature = %s", (fingerprint, signature))
+                if got:
+                    rec = self._memo[(fingerprint, signature)] = got[0]
             return rec
 
     def put(self, fingerprint, signature, stats, settings=None, noop=False, fingerprint_info=None,
@@ -225,22 +239,22 @@ class PostgresStore(StoreBase):
             CacheError: the row fails validation (a NaN, infinite or negative timing, a run count
                 below 1...), or the server refused it.
         """
-        rec = Record(fingerprint, signature, stats, dict(settings or {}), time.time(), bool(noop))
+        self._writable(f"store the measurement of {signature!r}")
         try:
-            row = row_from_mapping(rec.as_row(), f"measurement {signature!r}")
-        except ValueError as err:
+            row = stats_row(fingerprint, signature, stats, dict(settings or {}), noop, time.time())
+            info = None if fingerprint_info is None else check_info(fingerprint_info, "fingerprint_info")
+        except (RowError, ValueError, TypeError) as err:
             raise CacheError(f"refusing to store an invalid measurement: {err}") from None
         conflict = ("DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS[2:])) if replace \
             else "DO NOTHING"
 
         def work(c):
-            if fingerprint_info is not None:
+            if info is not None:
                 c.execute("INSERT INTO nas_hw_fingerprints VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                          (fingerprint, json.dumps(fingerprint_info, sort_keys=True)))
+                          (fingerprint, info))
             c.execute(f"INSERT INTO nas_hw_measurements ({_COLS}) VALUES ({', '.join(['%s'] * len(COLUMNS))}) "
                       f"ON CONFLICT (fingerprint, signature) {conflict}", row)
 
-        self._writable(f"store the measurement of {signature!r}")
         with self._thread_lock:
             self._run(work, f"store the measurement of {signature!r}")
             self._memo.pop((fingerprint, signature), None)
@@ -255,7 +269,7 @@ class PostgresStore(StoreBase):
         whole store), and across this object's threads. Waits at most ``timeout_s``."""
         key = lock_key(f"measure:{fingerprint}" if fingerprint is not None else "measure")
         with self._thread_lock:
-            self._acquire(key, fingerprint)
+            acquire(self._run, key, f"fingerprint {fingerprint!r} in {self.path}", self.timeout_s)
             try:
                 yield
             finally:
@@ -265,78 +279,67 @@ class PostgresStore(StoreBase):
                         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
                 # a broken connection took its lock with it
 
-    def _acquire(self, key, fingerprint):
-        start = time.monotonic()
-        delay, told = 0.02, False
-        while not self._run(lambda c: c.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0],
-                            "take the measuring lock"):
-            waited = time.monotonic() - start
-            if waited >= self.timeout_s:
-                raise CacheError(f"waited {waited:.0f} s (timeout_s={self.timeout_s:g}) for the measuring lock of "
-                                 f"fingerprint {fingerprint!r} in {self.path}, held by {self._holder(key)}")
-            if not told and waited > 2.0:
-                logger.info("waiting for the measuring lock of fingerprint %r in %s, held by %s",
-                            fingerprint, self.path, self._holder(key))
-                told = True
-            time.sleep(min(delay, max(0.0, self.timeout_s - waited)))
-            delay = min(delay * 2, 0.5)
-
-    def _holder(self, key):
-        """Who holds advisory lock ``key``: the client's application name and since when."""
-        hi, lo = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF
-        row = self._run(lambda c: c.execute(
-            "SELECT a.application_name, a.client_addr::text, a.pid, a.backend_start FROM pg_locks l "
-            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.classid::bigint = %s AND l.objid::bigint = %s AND l.objsubid = 1", (hi, lo)).fetchone(),
-            "find the lock's holder")
-        if row is None:
-            return "a client that just released it"
-        app, addr, pid, since = row
-        return (f"{app or 'a client'} (server process {pid}, from {addr or 'a local socket'}, "
-                f"connected since {since:%Y-%m-%d %H:%M:%S %Z})" if since else f"server process {pid}")
-
     def forget(self):
         """Drops this object's in-process view; the server keeps every row."""
         with self._thread_lock:
             self._memo, self._loaded = {}, set()
 
     # -- whole-store operations -------------------------------------------------------
-    def records(self, fingerprint=None):
-        sql, args = _SELECT, ()
+    def records(self, fingerprint=None, disturbed=None):
+        """Every row (of one fingerprint), validated, sorted by fingerprint and signature.
+
+        Args:
+            disturbed: ``True``: only rows flagged disturbed; ``False``: only rows known clean;
+                ``None``: all (rows of unknown quality included).
+        """
+        clauses, args = [], []
         if fingerprint is not None:
-            sql, args = sql + " WHERE fingerprint = %s", (fingerprint,)
-        rows = self._run(lambda c: c.execute(sql + " ORDER BY fingerprint, signature", args).fetchall(),
-                         "read rows")
-        return [record_from_row(r) for r in rows]
+            clauses.append("fingerprint = %s")
+            args.append(fingerprint)
+        if disturbed is not None:
+            clauses.append("disturbed = %s")
+            args.append(int(bool(disturbed)))
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._rows(where + " ORDER BY fingerprint, signature", tuple(args))
 
     def __len__(self):
         return self._run(lambda c: c.execute("SELECT COUNT(*) FROM nas_hw_measurements").fetchone()[0],
                          "count rows")
 
     def summary(self):
-        """One dict per fingerprint: rows, total measured ms, oldest and newest row time."""
-        rows = self._run(lambda c: c.execute(
-            "SELECT fingerprint, COUNT(*), SUM(mean_s), MIN(created), MAX(created) FROM nas_hw_measurements "
-            "GROUP BY fingerprint ORDER BY fingerprint").fetchall(), "summarise rows")
-        return [{"fingerprint": fp, "rows": n, "sum_mean_ms": total * 1e3, "first": first, "last": last}
-                for fp, n, total, first, last in rows]
+        """One dict per fingerprint: rows, their quality, total measured ms, oldest and newest row
+        time (:func:`~nas_hw.measure.store.quality.summarize`)."""
+        return summarize(self.records())
 
     def fingerprint_info(self):
         rows = self._run(lambda c: c.execute("SELECT fingerprint, info FROM nas_hw_fingerprints").fetchall(),
                          "read fingerprints")
-        return {fp: json.loads(info) for fp, info in rows}
+        out = {}
+        for fp, info in rows:
+            try:
+                out[fp] = json.loads(info)
+            except (TypeError, ValueError, RecursionError):
+                raise CacheError(f"{self.path}: the description of fingerprint {fp!r} is not JSON; it was "
+                                 "changed outside nas_hw") from None
+        return out
 
-    def clear(self, fingerprint=None):
-        """Deletes rows (of one fingerprint, or all); returns how many."""
-        where, args = ("", ()) if fingerprint is None else (" WHERE fingerprint = %s", (fingerprint,))
+    def clear(self, fingerprint=None, signature=None):
+        """Deletes rows (one row, one fingerprint's, or all); returns how many. Rows are deleted
+        without being read, so a row changed outside nas_hw can be removed this way."""
+        self._writable("delete rows")
+        if signature is not None and fingerprint is None:
+            raise ValueError("clearing one signature needs its fingerprint")
 
         def work(c):
+            if signature is not None:
+                return c.execute("DELETE FROM nas_hw_measurements WHERE fingerprint = %s AND signature = %s",
+                                 (fingerprint, signature)).rowcount
+            where, args = ("", ()) if fingerprint is None else (" WHERE fingerprint = %s", (fingerprint,))
             n = c.execute("DELETE FROM nas_hw_measurements" + where, args).rowcount
             c.execute("DELETE FROM nas_hw_blobs" + where, args)
             c.execute("DELETE FROM nas_hw_fingerprints" + where, args)
             return n
 
-        self._writable("delete rows")
         with self._thread_lock:
             n = self._run(work, "delete rows")
             self.forget()
@@ -345,19 +348,22 @@ class PostgresStore(StoreBase):
     def import_(self, path, overwrite=False):
         """Merges rows from a CSV/JSON export (rows keep their fingerprint), all or nothing.
 
-        Every row is validated first; one malformed row refuses the whole file.
+        The whole file is validated first (size, then every field of every row, as an SQLite
+        import); one malformed row refuses the whole file.
 
         Returns:
             the number of rows added (or replaced with ``overwrite``).
         """
-        self._writable("import rows")
-        rows, info = read_export(path)
-        return self.import_rows(rows, info, overwrite)
+        self._writable(f"import {os.fspath(path)!r}")
+        source = ExportFile(path)
+        source.check()
+        return self.import_rows(source.rows(), source.fingerprints, overwrite)
 
     def import_rows(self, rows, info=None, overwrite=False):
         """Stores validated row tuples (:data:`COLUMNS` order) in one transaction; returns how many
-        were added (or replaced with ``overwrite``). A key repeated in ``rows``: the first wins,
-        or the last with ``overwrite`` (as a SQLite import)."""
+        were added (or replaced with ``overwrite``). ``info``: fingerprint -> description (JSON
+        text). A key repeated in ``rows``: the first wins, or the last with ``overwrite`` (as an
+        SQLite import)."""
         self._writable("import rows")
         unique = {}
         for row in rows:
@@ -367,9 +373,8 @@ class PostgresStore(StoreBase):
             else "DO NOTHING"
 
         def work(c):
-            for fp, data in (info or {}).items():
-                c.execute("INSERT INTO nas_hw_fingerprints VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                          (fp, json.dumps(data, sort_keys=True)))
+            for fp, text in (info or {}).items():
+                c.execute("INSERT INTO nas_hw_fingerprints VALUES (%s, %s) ON CONFLICT DO NOTHING", (fp, text))
             c.execute("CREATE TEMP TABLE nas_hw_incoming (LIKE nas_hw_measurements) ON COMMIT DROP")
             with c.cursor().copy(f"COPY nas_hw_incoming ({_COLS}) FROM STDIN") as copy:
                 for row in unique.values():
