@@ -98,26 +98,27 @@ class LocalServer:
             self.port = self.port or _free_port()
             options = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
                        "-c full_page_writes=off -c max_connections=60 -c shared_buffers=32MB")
-            proc = self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start",
-                             check=False)
+            # a generous wait: on a loaded 2-core machine a start can take tens of seconds
+            proc = self._run("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "300", "start",
+                             check=False, timeout=360)
             if proc.returncode == 0:
                 break
-            self.port = None  # the port may have been taken meanwhile: try another
-        else:
-            raise RuntimeError(f"pg_ctl start failed: {proc.stderr.strip()} {self.log_tail()}")
+            if "already in use" not in self.log_tail(4000):
+                raise RuntimeError(f"pg_ctl start failed: {proc.stderr.strip()} {self.log_tail()}")
+            self.port = None  # the port was taken meanwhile: try another
         if not getattr(self, "_roles_made", False):
             self.admin("CREATE ROLE {} LOGIN PASSWORD '{}'".format(USER, self.password))
             self._roles_made = True
         return self
 
     def stop(self, mode="fast"):
-        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop", check=False)
+        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "-t", "300", "stop", check=False, timeout=360)
 
     def restart(self, mode="fast"):
         # -l again: without it the restarted server would write to our pipe (restart reuses the
         # server's options, not pg_ctl's log file)
-        proc = self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", mode, "-w", "-t", "60", "restart",
-                         check=False)
+        proc = self._run("pg_ctl", "-D", self.data, "-l", self.log, "-m", mode, "-w", "-t", "300", "restart",
+                         check=False, timeout=360)
         if proc.returncode != 0:
             raise RuntimeError(f"pg_ctl restart failed: {proc.stderr.strip()} {self.log_tail()}")
 

@@ -88,6 +88,15 @@ def test_url_from_the_environment_and_sqlite_refuses_a_url(pg_url, monkeypatch):
         LatencyCache(pg_url)
 
 
+def test_open_cache_without_a_location_still_makes_the_default_directory(tmp_path, monkeypatch):
+    """open_cache(None) dispatches on $NAS_HW_CACHE; without it, the per-user file (its directory
+    made on first use, as LatencyCache(None) does)."""
+    monkeypatch.delenv("NAS_HW_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "fresh"))
+    with open_cache(None) as store:
+        assert isinstance(store, LatencyCache) and store.path == str(tmp_path / "fresh" / "nas_hw" / "latency.sqlite")
+
+
 @pytest.mark.parametrize("bad", [
     TimingStats(float("nan"), 1e-3, 0.0, 1e-3, 5, 5), TimingStats(float("inf"), 1e-3, 0.0, 1e-3, 5, 5),
     TimingStats(-1e-3, 1e-3, 0.0, 1e-3, 5, 5), TimingStats(1e-3, 1e-3, 0.0, 1e-3, 0, 5),

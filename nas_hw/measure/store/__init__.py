@@ -48,11 +48,11 @@ def open_cache(cache=None, readonly=False):
     """
     if isinstance(cache, (LatencyCache, PostgresStore)):
         return cache
-    if cache is None:
+    if cache is None and is_server_url(default_cache_path()):
         cache = default_cache_path()
     if is_server_url(cache):
         return PostgresStore(cache, readonly=readonly)
-    if isinstance(cache, (str, os.PathLike)):
+    if cache is None or isinstance(cache, (str, os.PathLike)):  # None: LatencyCache makes the default's directory
         return LatencyCache(cache, readonly=readonly)
     raise TypeError(f"cache must be a LatencyCache, a path, ':memory:', a postgresql:// URL or None, "
                     f"got {type(cache).__name__}")
