@@ -151,3 +151,19 @@ def test_a_search_on_the_server_keeps_the_password_out_of_report_logs_and_config
     for path in written:
         assert pg_server.password.encode() not in path.read_bytes(), path
     no_password(pg_server, done.stdout, done.stderr)
+
+
+def test_a_password_in_a_yaml_config_is_refused_before_any_run_directory(tmp_path):
+    """A config file of the user's own that sets cache.url with a password: the start-up checks
+    (run by the CheckFirst callback before Hydra writes anything) refuse it in one line."""
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "team.yaml").write_text(
+        "defaults:\n  - config\n  - _self_\ncache:\n  url: postgresql://team:s3cret@127.0.0.1:1/nas_hw\n")
+    run_dir = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "nas_hw.app.cli", "search", "--config-dir", str(tmp_path / "conf"),
+                           "--config-name", "team", f"hydra.run.dir={run_dir}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in done.stderr.strip().splitlines() if "[nnabla]" not in ln]
+    assert done.returncode == 2 and len(lines) == 1 and "must not carry a password" in lines[0], done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    assert not run_dir.exists()
