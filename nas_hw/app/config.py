@@ -142,6 +142,18 @@ class DartsSpaceConfig:
 
 
 @dataclass
+class SearchNetSpaceConfig:
+    """A real nnabla_nas SearchNet (``space=nnabla_nas/darts|pnas|mobilenet|fairnas``): ``net`` is
+    the SearchNet's own ``_partial_`` node (its class and settings); channels, classes and the
+    seed come from the data and the run (see :mod:`nas_hw.search.spaces.searchnets`)."""
+    _target_: str = "nas_hw.search.spaces.searchnets.SearchNetSpace"
+    rule: str = "argmax"
+    image_channels: Optional[int] = None
+    image_size: Optional[int] = None
+    net: Any = MISSING
+
+
+@dataclass
 class DataConfig:
     """The dataset (``data=digits|cifar10``)."""
     _target_: str = "nas_hw.search.datasets.load_dataset"
@@ -255,7 +267,7 @@ class Config:
 #: as a user's own space, is taken as it is).
 SCHEMAS = {cls._target_: cls for cls in (
     LatencyConfig, SearchConfig, ProxylessSearchConfig, RetrainConfig, MobileNetSpaceConfig,
-    DartsSpaceConfig, DataConfig, DeviceConfig)}
+    DartsSpaceConfig, SearchNetSpaceConfig, DataConfig, DeviceConfig)}
 #: Groups whose schema does not depend on the ``_target_``.
 FIXED_SCHEMAS = {"estimator": EstimatorConfig, "table": TableConfig, "cache": CacheConfig,
                  "reference": ReferenceConfig}

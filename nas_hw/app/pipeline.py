@@ -42,6 +42,7 @@ from ..measure.store import open_cache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
 from ..search.derive import measure_network_latency_ms
+from .space_input import adapt_data, check_space_input
 
 logger = logging.getLogger(__name__)
 
@@ -156,10 +157,12 @@ def setup(cfg):
         raise ConfigInputError(first_line(err)) from None
     device = build(cfg.device, "device")
     dataset = build(cfg.data, "data")
-    shape = deploy_input_shape(cfg.table, dataset)
     with nn.context_scope(device.context):
         model = build(cfg.space, "space", mode="full", in_channels=int(dataset.input_shape[0]),
                       n_classes=int(dataset.n_classes), seed=int(cfg.seed))
+        dataset = adapt_data(model, dataset)
+        shape = deploy_input_shape(cfg.table, dataset)
+        check_space_input(model, shape)
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
     # table.stored jobs only read the cache (read-only): parallel jobs never write it
@@ -391,6 +394,7 @@ def _search(plan, started):
         "algorithm": searcher.algorithm,
         "space": OmegaConf.select(cfg, "space._target_"),
         "data": dataset.name,
+        "data_adapted_from": None if dataset.adapted_from is None else list(dataset.adapted_from),
         "seed": int(cfg.seed),
         "latency_penalty": None if cfg.latency is None else OmegaConf.to_container(cfg.latency),
         "latency_weight": None if penalty is None else penalty.weight,

@@ -92,7 +92,7 @@ def profile(cfg, progress=None):
         if calibrator is not None:
             _, calibration = calibrate_table(s, table, calibrator, cfg)
         return ProfileResult(table, s.cache.measurements, s.cache.hits, s.cache.path, s.deploy_shape,
-                             type(s.model).__name__, calibration)
+                             getattr(s.model, "space_name", type(s.model).__name__), calibration)
     finally:
         s.cache.close()
 
