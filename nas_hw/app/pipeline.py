@@ -34,11 +34,11 @@ from omegaconf.errors import OmegaConfBaseException
 from ..checks import check_seed
 from ..constants import MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
 from ..errors import ConfigInputError, MissingMeasurementsError
-from .config import config_error_line
+from .config import cache_location, config_error_line
 from .reference import finish_run
 from ..estimators.calibrated import Calibrator
 from ..files import atomic_write
-from ..measure.store import LatencyCache
+from ..measure.store import open_cache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
 from ..search.derive import measure_network_latency_ms
@@ -139,7 +139,7 @@ class Setup:
     dataset: object
     model: object
     deploy_shape: tuple
-    cache: LatencyCache
+    cache: object  # LatencyCache or PostgresStore (open_cache)
     estimator: object
 
 
@@ -165,8 +165,8 @@ def setup(cfg):
         check_space_input(model, shape)
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
-    # table.stored jobs only read the cache (SQLite's read-only mode): parallel jobs never write it
-    cache = LatencyCache(cfg.cache.path, readonly=bool(cfg.table.stored))
+    # table.stored jobs only read the cache (read-only): parallel jobs never write it
+    cache = open_cache(cache_location(cfg.cache), readonly=bool(cfg.table.stored))
     kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
                   cache=cache, batch_size=shape[0])
     try:

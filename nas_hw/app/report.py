@@ -64,7 +64,7 @@ def add_arguments(parser):
     parser.add_argument("--time-scale", default="m", choices=tuple(TIME_SCALES),
                         help="latency unit: m (ms), u (us), n (ns) (default m)")
     parser.add_argument("--cache", default=None, metavar="PATH",
-                        help="latency cache file (default $NAS_HW_CACHE or the per-user cache)")
+                        help="latency cache file or postgresql:// URL (default $NAS_HW_CACHE or the per-user cache)")
     parser.add_argument("--wait-for-quiet", type=float, default=0.0, metavar="SECONDS",
                         help="before measuring, a busy machine is reported; wait at most this long for "
                              "it to become quiet first (default 0: report only)")

@@ -31,7 +31,7 @@ from ..estimators.graph import LatencyGraphEstimator
 from ..measure.device import Device
 from ..measure.load import check_quiet
 from ..measure.signature import parse_function_signature
-from ..measure.store import LatencyCache
+from ..measure.store import is_server_url, open_cache
 
 logger = logging.getLogger(__name__)
 
@@ -218,9 +218,9 @@ def run(args, out):
         raise UsageError("--all and --sample exclude each other")
     if not 0 <= args.wait_for_quiet <= MAX_WAIT_FOR_QUIET_S:
         raise UsageError(f"--wait-for-quiet must be seconds in [0, {MAX_WAIT_FOR_QUIET_S:g}], got {args.wait_for_quiet}")
-    if args.cache != ":memory:" and not os.path.exists(args.cache):
+    if args.cache != ":memory:" and not is_server_url(args.cache) and not os.path.exists(args.cache):
         raise UsageError(f"no cache file at {args.cache!r}: nothing to verify")
-    with LatencyCache(args.cache) as cache:
+    with open_cache(args.cache, readonly=not args.refresh) as cache:
         if args.fingerprint is not None and args.fingerprint not in {s["fingerprint"] for s in cache.summary()}:
             raise UsageError(f"fingerprint {args.fingerprint!r} has no rows in {args.cache!r}")
         run_verify(cache, args, out)

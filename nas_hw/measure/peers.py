@@ -30,9 +30,10 @@ SUFFIX = ".measuring"
 
 
 def registry_dir(cache_path):
-    """The registry directory of the store at ``cache_path`` (``None`` for an in-memory store)."""
-    if cache_path is None or os.fspath(cache_path) == ":memory:":
-        return None
+    """The registry directory of the store at ``cache_path`` (``None`` for an in-memory store or a
+    server store: a ``postgresql://`` store has no file to sit beside, and no peers are counted)."""
+    if cache_path is None or os.fspath(cache_path) == ":memory:" or "://" in os.fspath(cache_path):
+        return None  # in memory, or a server store (whose processes may be on other hosts)
     return os.fspath(cache_path) + SUFFIX
 
 

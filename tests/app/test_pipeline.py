@@ -47,15 +47,14 @@ def test_pipeline_writes_report_arch_and_csv(algorithm, tmp_path):
 def test_bug_run_search_closes_its_cache(tmp_path, monkeypatch):
     """Regression: run_search never closed the latency cache (nor on a failure)."""
     from nas_hw.app import pipeline
-    from nas_hw.measure.store import LatencyCache
     opened = []
+    real_open = pipeline.open_cache
 
-    class Tracked(LatencyCache):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            opened.append(self)
+    def tracked(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
 
-    monkeypatch.setattr(pipeline, "LatencyCache", Tracked)
+    monkeypatch.setattr(pipeline, "open_cache", tracked)
     run_search(compose(TINY_OVERRIDES + ["retrain.epochs=0", f"cache.path={tmp_path / 'c.sqlite'}"]),
                str(tmp_path / "ok"))
     with pytest.raises(Exception):
