@@ -1,10 +1,12 @@
 """Accuracy of layer-based latency estimates against measured whole-network latency.
 
-For K random fixed subnetworks of the MobileNetV2-style and of the DARTS-style space, at each
+For K random fixed subnetworks of the MobileNetV2-style and of the DARTS-style space (nas_hw's,
+or with ``--spaces mobilenet-searchnet darts-searchnet`` the real nnabla_nas SearchNets), at each
 input resolution, one interleaved run measures, network after network:
 
-* the true latency: nas_hw's network-based ``Profiler`` (median and min of R forwards), twice,
-  the second time in a later pass over the networks (the noise floor compares the two);
+* the true latency: nas_hw's network-based ``Profiler`` (its robust statistic, the one every
+  nas_hw latency is, and the min of R forwards), twice, the second time in a later pass over the
+  networks (the noise floor compares the two);
 * nas_hw's raw and calibrated estimates with the graph estimator (per function) and the
   module estimator (per leaf module), each calibrated on <= 5 *other* subnetworks;
 * nnabla_nas 0.15's ``LatencyGraphEstimator`` and ``LatencyEstimator`` (only
@@ -40,9 +42,9 @@ import nnabla as nn  # noqa: E402
 from nnabla.logger import logger as nnabla_logger  # noqa: E402
 from scipy.stats import kendalltau, spearmanr  # noqa: E402
 
-from nas_hw.calibration import (Calibrator, build_inference_graph, calibration_summary,  # noqa: E402
-                                n_layers_of, random_choices)
-from nas_hw.device import fingerprint  # noqa: E402
+from nas_hw.estimators.calibrated import Calibrator, build_inference_graph, random_choices  # noqa: E402
+from nas_hw.estimators.calibration import calibration_summary  # noqa: E402
+from nas_hw.measure.device import fingerprint  # noqa: E402
 from nas_hw.estimators.graph import LatencyGraphEstimator  # noqa: E402
 from nas_hw.estimators.incontext import InContextProfiler  # noqa: E402
 from nas_hw.estimators.module import LatencyEstimator  # noqa: E402
@@ -52,6 +54,8 @@ from nas_hw.search.spaces import DartsSpace, MobileNetSpace  # noqa: E402
 logger = logging.getLogger("accuracy")
 
 SPACES = ("mobilenet", "darts")
+#: The real nnabla_nas 0.15 SearchNets (benchmarks/searchnets.py).
+REAL_SPACES = ("mobilenet-searchnet", "darts-searchnet")
 N_CALIBRATION = 5
 # (key, label) of every estimate compared with the true latency.
 ESTIMATES = (
@@ -66,8 +70,17 @@ ESTIMATES = (
 )
 
 
-def space_config(name, resolution):
-    """Small-width spaces; the MobileNet stem has stride 2 at >= 128 px, as MobileNetV2."""
+def n_layers_of(estimator):
+    return estimator.n_layers
+
+
+def space_config(name, resolution, small=False):
+    """Small-width spaces; the MobileNet stem has stride 2 at >= 128 px, as MobileNetV2. The real
+    SearchNets come from ``benchmarks/searchnets.py``."""
+    if name in REAL_SPACES:
+        from searchnets import build_searchnet
+
+        return (lambda **kw: build_searchnet(name.split("-")[0], resolution, small=small)), {}
     if name == "mobilenet":
         return MobileNetSpace, dict(in_channels=3, n_classes=10, stem_channels=8, stage_channels=(16, 24),
                                     stage_blocks=(2, 2), stage_strides=(1, 2), kernels=(3, 5, 7),
@@ -93,7 +106,7 @@ def true_latency(out, runs, warmup):
                      max_measure_execution_time=600, time_scale="m", per_function=False).run()["forward_all_stats"]
     if stats.n_measured < runs:
         raise RuntimeError(f"only {stats.n_measured} of {runs} forwards were timed")
-    return stats.to("m", "median"), stats.to("m", "min")
+    return stats.to("m", "value"), stats.to("m", "min")  # the robust statistic, as every latency
 
 
 def sample_choices(space, n, rng):
@@ -106,7 +119,7 @@ def sample_choices(space, n, rng):
 
 
 def run_combo(space_name, resolution, args, cache_path, nnas):
-    cls, config = space_config(space_name, resolution)
+    cls, config = space_config(space_name, resolution, getattr(args, "small", False))
     space = cls(**config)
     shape = (1, 3, resolution, resolution)
     rng = np.random.RandomState(args.seed + resolution + (0 if space_name == "mobilenet" else 7))
@@ -141,16 +154,17 @@ def run_combo(space_name, resolution, args, cache_path, nnas):
         row["nnas_graph"] = float(nnas_graph.get_estimation(out))
         row["nnas_module"] = float(nnas_module.get_estimation(net))
         row["true_a"], row["true_a_min"] = true_latency(out, args.runs, args.warmup)
-        prof = InContextProfiler(out, ext_name="cpu", n_run=args.runs, n_warmup=args.warmup)
-        prof.run()
-        row["incontext"] = prof.total()
-        row["incontext_hooked_forward"] = prof.forward_hooked
+        if getattr(args, "incontext", True):
+            prof = InContextProfiler(out, ext_name="cpu", n_run=args.runs, n_warmup=args.warmup)
+            prof.run()
+            row["incontext"] = prof.total()
+            row["incontext_hooked_forward"] = prof.forward_hooked
         row["loadavg_1min"] = os.getloadavg()[0]
         rows.append(row)
         logger.info("%s %dpx net %d/%d: true %.3f ms, graph raw %.3f cal %.3f, module raw %.3f cal %.3f, "
                     "nnas graph %.3f module %.3f, in-context %.3f", space_name, resolution, i + 1, len(evaluated),
                     row["true_a"], row["graph_raw"], row["graph_cal"], row["module_raw"], row["module_cal"],
-                    row["nnas_graph"], row["nnas_module"], row["incontext"])
+                    row["nnas_graph"], row["nnas_module"], row.get("incontext", float("nan")))
     # second, later pass: an independent true measurement of the same networks (noise floor)
     for row in reversed(rows):
         net = space.derive(row["choices"])
@@ -158,7 +172,7 @@ def run_combo(space_name, resolution, args, cache_path, nnas):
         row["true_b"], row["true_b_min"] = true_latency(out, args.runs, args.warmup)
         row["loadavg_1min_b"] = os.getloadavg()[0]
     true = [r["true_a"] for r in rows]
-    table = {key: metrics([r[key] for r in rows], true) for key, _ in ESTIMATES}
+    table = {key: metrics([r[key] for r in rows], true) for key, _ in ESTIMATES if key in rows[0]}
     goal = {}
     for key in ("graph_cal", "module_cal"):
         m = table[key]
@@ -166,8 +180,8 @@ def run_combo(space_name, resolution, args, cache_path, nnas):
                      "mape_within_noise_plus_2": bool(m["mape_pct"] <= table["true_b"]["mape_pct"] + 2.0)}
         goal[key]["met"] = all(goal[key].values())
     return {"space": space_name, "resolution": resolution, "input_shape": list(shape),
-            "space_class": cls.__name__, "space_config": {k: list(v) if isinstance(v, tuple) else v
-                                                          for k, v in config.items()},
+            "space_class": type(space).__name__, "space_config": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in (getattr(space, "config", None) or config).items()},
             "n_choice_groups": space.n_choice_groups,
             "calibration": {k: calibration_summary(c) for k, c in cals.items()},
             "calibration_reuse": reuse, "calibration_seconds": calibration_s,
@@ -184,7 +198,8 @@ def write_markdown(result, path):
              f"run on {meta['cpus']} cores (other jobs shared the machine when the load exceeds the core count; "
              "the noise floor row shows how much that moved the measurements)", "",
              f"K = {meta['k']} random fixed subnetworks per space and resolution (batch 1, float32, CPU); "
-             f"true latency = median of R = {meta['runs']} forwards (nas_hw `Profiler`, network-based, "
+             f"true latency = the robust statistic (median of round minimums) of R = {meta['runs']} forwards "
+             "(nas_hw `Profiler`, network-based, "
              f"after {meta['warmup']} warm-up forwards); every layer estimator also times each layer "
              f"{meta['runs']} times. Calibration: {N_CALIBRATION} other subnetworks (disjoint from the K) per "
              "space, resolution and estimator, model `true = scale*raw + per_layer*n_layers + const`. "
@@ -202,6 +217,8 @@ def write_markdown(result, path):
                                                 f"{c['space']} Spearman ρ" for c in combos) + " |",
                   "|---|" + "---:|" * (5 * len(combos))]
         for key, label in ESTIMATES:
+            if any(key not in c["metrics"] for c in combos):
+                continue
             cells = []
             for c in combos:
                 m = c["metrics"][key]
@@ -263,6 +280,8 @@ def plot(result, path):
     for ax, c in zip(axes[0], combos):
         true = np.array([r["true_a"] for r in c["rows"]])
         for key, marker, label in shown:
+            if key not in c["rows"][0]:
+                continue
             ax.scatter(true, [r[key] for r in c["rows"]], marker=marker, s=18, label=label, alpha=0.75)
         lo, hi = true.min() * 0.6, true.max() * 1.5
         ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
@@ -270,7 +289,7 @@ def plot(result, path):
         ax.plot([lo, hi], [lo * 0.9, hi * 0.9], "k:", lw=0.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("true latency (ms, median)")
+        ax.set_xlabel("true latency (ms, robust statistic)")
         ax.set_ylabel("estimate (ms)")
         ax.set_title(f"{c['space']} 1x3x{c['resolution']}x{c['resolution']}")
     axes[0][0].legend(fontsize=7)
@@ -279,13 +298,23 @@ def plot(result, path):
     plt.close(fig)
 
 
+def nnabla_nas_estimators(args):
+    """nnabla_nas 0.15's graph and module latency estimators with the run's settings."""
+    from nnabla_nas.utils.estimator.latency import LatencyEstimator as NnasModule
+    from nnabla_nas.utils.estimator.latency import LatencyGraphEstimator as NnasGraph
+
+    settings = dict(device_id=0, ext_name="cpu", n_run=args.runs, n_warmup=args.warmup)
+    return NnasGraph(**settings), NnasModule(**settings)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--k", type=int, default=20, help="evaluated subnetworks per space and resolution")
     p.add_argument("--runs", type=int, default=30, help="timed forwards per true measurement and per layer")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--resolutions", type=int, nargs="+", default=[32, 224])
-    p.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES)
+    p.add_argument("--spaces", nargs="+", default=list(SPACES), choices=SPACES + REAL_SPACES,
+                   help="nas_hw's spaces (default) and/or the real nnabla_nas SearchNets")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=os.path.join(HERE, "results", "accuracy.json"))
     p.add_argument("--markdown", default=os.path.join(ROOT, "docs", "benchmarks_accuracy.md"))
@@ -298,15 +327,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     nnabla_logger.setLevel(logging.WARNING)
 
-    from nnabla_nas.utils.estimator.latency import LatencyEstimator as NnasModule
-    from nnabla_nas.utils.estimator.latency import LatencyGraphEstimator as NnasGraph
     import nnabla_nas
-    nnas_settings = dict(device_id=0, ext_name="cpu", n_run=args.runs, n_warmup=args.warmup)
     started = time.time()
     combos = []
     with tempfile.TemporaryDirectory() as tmp:
         cache_path = os.path.join(tmp, "latency.sqlite")
-        nnas = (NnasGraph(**nnas_settings), NnasModule(**nnas_settings))
+        nnas = nnabla_nas_estimators(args)
         for res in args.resolutions:
             for name in args.spaces:
                 combos.append(run_combo(name, res, args, cache_path, nnas))

@@ -24,7 +24,7 @@ import nnabla as nn
 from nnabla.logger import logger as nnabla_logger
 
 from nas_hw import LatencyCache, LatencyEstimator, LatencyGraphEstimator
-from nas_hw.device import fingerprint
+from nas_hw.measure.device import fingerprint
 from nas_hw.search.spaces import DartsSpace, MobileNetSpace
 
 nnabla_logger.setLevel(logging.ERROR)
@@ -48,8 +48,8 @@ def build(name):
 
 def fresh_graph(net, shape):
     """Rebuilds the graph of the same architecture (sampling MixedOps keep their choice)."""
-    from nas_hw.space import current_choices, find_choice_points
-    from nas_hw.table import fixed_choices
+    from nas_hw.nas.choices import current_choices, find_choice_points
+    from nas_hw.nas.choices import fixed_choices
     points = find_choice_points(net, require_shapes=False)
     with fixed_choices(points, current_choices(points)):
         return net(nn.Variable(shape))

@@ -129,3 +129,35 @@ MAX_SETTINGS_BYTES = 65536
 MAX_IMPORT_JSON_BYTES = 64 * 2 ** 20
 MAX_IMPORT_CSV_BYTES = 2 ** 30
 MAX_IMPORT_LINE_BYTES = 2 ** 20
+
+
+# -- the timing core's rule (nas_hw/measure/timing.py; chosen with benchmarks/statistic.py) --
+#: The robust per-layer statistic served as a latency everywhere (TimingStats.value).
+ROBUST_STATISTIC = "minimum of the runs (taken in rounds)"
+#: Rounds a measurement's timed runs are split into (fewer when n_run or the budget is smaller).
+TIMING_ROUNDS = 5
+#: Seconds the measuring process sleeps before each round: it gives the core up, so each round
+#: starts on a fresh scheduler time slice instead of where a competing process preempted it.
+ROUND_PAUSE_S = 0.002
+#: A measurement whose spread (how far its median round minimum lies above its value, relative
+#: to the value) is above this is disturbed...
+SPREAD_LIMIT = 0.05
+#: ...unless the median round lies less than this many seconds above the value (the jitter of a
+#: function of a few microseconds is no disturbance).
+SPREAD_FLOOR_S = 2e-6
+#: A round is taken at full speed when the CPU speed probe (nas_hw.measure.load.SpeedProbe)
+#: before and after it ran at most this much slower than its best; a measurement with fewer than
+#: half of its rounds at full speed is disturbed.
+SLOW_LIMIT = 1.25
+#: Spread is judged only with at least this many rounds of at least two runs each.
+MIN_JUDGED_ROUNDS = 3
+#: Times a disturbed measurement is taken again before it is kept, flagged.
+MAX_REPEATS = 4
+#: Seconds waited before the k-th repeat (k times this; 0.5 s in all at most): a burst of load,
+#: or a spell of slowed cores (tens to hundreds of ms on a shared machine), may pass meanwhile.
+REPEAT_PAUSE_S = 0.05
+#: The longest a measuring job waits for a quiet machine (``wait_for_quiet``, seconds): one day.
+MAX_WAIT_FOR_QUIET_S = 86400.0
+#: A re-measured row more than this far (relative) from its stored value has drifted
+#: (``nas-hw cache verify``).
+DRIFT_LIMIT = 0.20

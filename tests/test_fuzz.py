@@ -683,6 +683,7 @@ KEYS = {
     "estimator.max_measure_execution_time": Key("float", 0, 3600.0, low_open=True),
     "estimator.outlier": Key("float", 0, 0.5, high_open=True),
     "estimator.time_scale": Key("choice", allowed=tuple(TIME_SCALES)),
+    "estimator.wait_for_quiet": Key("float", 0, 86400.0),
     "latency.weight": _WEIGHT, "latency.target": _MS, "latency.mode": Key("choice", allowed=MODES),
     "latency.a": Key("float", -1e6, 1e6), "latency.b": Key("float", -1e6, 1e6),
     "latency.unit": Key("choice", allowed=tuple(TIME_SCALES)),

@@ -1,4 +1,4 @@
-"""``nas-hw cache ...``: inspect, export, import, clear and migrate the latency cache.
+"""``nas-hw cache ...``: inspect, export, import, clear, migrate and verify the latency cache.
 
     nas-hw cache ls [--rows [--disturbed]] [--fingerprint FP]   quality per fingerprint, or the rows
     nas-hw cache export FILE [--fingerprint FP]                   rows to FILE (.csv or .json)
@@ -6,6 +6,7 @@
     nas-hw cache clear [--fingerprint FP [--signature SIG]] --yes delete rows (refused without --yes)
     nas-hw cache migrate [OLD] [NEW]                              a schema-1 cache to schema 2
     nas-hw cache copy SRC DST [--fingerprint FP] [--overwrite]    rows from one store to another
+    nas-hw cache verify [--match P] [--disturbed] [--refresh]     re-measure rows, report drift (app/verify.py)
 
 ``--cache`` (and ``copy``'s SRC and DST) is a cache file or a ``postgresql://`` URL of a server
 store (:mod:`nas_hw.measure.store.postgres`); a URL's password is never printed. ``ls`` and
@@ -19,6 +20,7 @@ from ..measure.store import default_cache_path, describe, is_server_url, open_ca
 from ..measure.store.migrate import migrate_in_place, migrate_to
 from ..measure.store.sqlite import SCHEMA_VERSION, migrate_hint
 from ..measure.store.transfer import copy_rows
+from . import verify
 
 BadInput = UsageError
 
@@ -228,7 +230,7 @@ def _migrate(args, out):
 
 def add_cache_commands(commands, add_cache_option, parser_class):
     """Registers ``cache`` and its actions on the ``nas-hw`` subparsers."""
-    cache = commands.add_parser("cache", help="inspect, export, import, clear, migrate or copy the latency cache")
+    cache = commands.add_parser("cache", help="inspect, export, import, clear, migrate, copy or verify the latency cache")
     cmds = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=parser_class)
     p = cmds.add_parser("ls", help="rows and their quality per device fingerprint (read-only)")
     p.add_argument("--rows", action="store_true", help="one line per row: value, spread, load, verdict")
@@ -264,4 +266,9 @@ def add_cache_commands(commands, add_cache_option, parser_class):
     p.add_argument("--fingerprint", default=None, metavar="FP", help="only this fingerprint's rows")
     p.add_argument("--overwrite", action="store_true", help="replace rows DST already holds")
     p.set_defaults(handler=_copy, cache=None)
+    p = cmds.add_parser("verify", help="re-measure stored rows (a sample, or chosen ones) and report their drift; "
+                                       "--refresh replaces them (nas_hw.app.verify)")
+    verify.add_arguments(p)
+    add_cache_option(p)
+    p.set_defaults(handler=verify.run)
     return cache

@@ -1,6 +1,6 @@
 """The ``nas-hw`` command line.
 
-    nas-hw cache ls|export|import|clear|migrate|copy  the latency cache (nas_hw.app.cache_cli)
+    nas-hw cache ls|export|import|clear|migrate|copy|verify  the latency cache (nas_hw.app.cache_cli)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.app.report)
     nas-hw profile [OVERRIDE ...]                candidate table of a search space (a Hydra app)
     nas-hw search [OVERRIDE ...]                 the hardware-aware search (a Hydra app)
@@ -87,7 +87,7 @@ def main(argv=None):
             raise BadInput(f"a command is required: cache, report, {', '.join(HYDRA_COMMANDS)} "
                            f"(see `{PROG} --help`)")
         if getattr(args, "handler", None) is None:
-            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear, migrate or copy "
+            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear, migrate, copy or verify "
                            f"(see `{PROG} {args.command} --help`)")
         if args.cache is None:
             args.cache = default_cache_path()

@@ -42,6 +42,7 @@ class EstimatorConfig:
     max_measure_execution_time: float = 1.0
     time_scale: str = "m"
     outlier: float = 0.0
+    wait_for_quiet: float = 0.0
 
 
 @dataclass

@@ -409,6 +409,8 @@ def _search(plan, started):
         "true_latency_ms": true_latency_ms,
         "table_stored": bool(cfg.table.stored),
         "table_fingerprint": raw_table.fingerprint,
+        # layer measurements flagged disturbed (taken on a busy machine) the table's latencies used
+        "flagged_rows": list(raw_table.flagged),
         "param_bytes": arch.get("param_bytes"),
         "flops": arch.get("flops"),
         "search_valid_acc": last.get("valid_acc"),

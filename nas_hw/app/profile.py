@@ -64,10 +64,15 @@ class ProfileResult:
             f"fixed latency (outside the choice points): {t.fixed['latency']:.4f} {u}",
             f"subnetwork latency: min {t.min():.4f} {u}, max {t.max():.4f} {u}",
             f"stored in cache {self.cache_path} as {TABLE_BLOB}/{t.space_key}",
-        ] + ([] if self.calibration is None else [
+        ] + ([] if not t.flagged else [
+            f"WARNING: {len(t.flagged)} layer measurement(s) of the table are flagged disturbed (taken on a busy "
+            "machine): re-measure them on a quiet machine with `nas-hw cache verify --disturbed --refresh`, then "
+            "run nas-hw profile again"]) + ([] if self.calibration is None else [
             f"calibration: scale {self.calibration.scale:.4g}, per layer {self.calibration.per_layer:.4g} {u}, "
             f"const {self.calibration.const:.4g} {u} ({self.calibration.n_points} networks), stored as "
-            f"calibration/{self.calibration.name}"]))
+            f"calibration/{self.calibration.name}"
+            + (f" (REFUSED: {self.calibration.refused}; the latencies stay uncalibrated)"
+               if self.calibration.refused else "")]))
 
 
 def profile(cfg, progress=None):

@@ -251,6 +251,11 @@ def summary(cfg, report):
     for row in [head] + body:
         lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                                       for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    flagged = report.get("flagged_rows") or []
+    if flagged:
+        lines.append(f"  WARNING: the candidate table used {len(flagged)} layer measurement(s) flagged disturbed "
+                     "(taken on a busy machine): the estimated latencies are not clean; re-measure them with "
+                     "`nas-hw cache verify --refresh --disturbed` on a quiet machine (report.json: flagged_rows)")
     if ref is None:
         if reference_mode(cfg) != "off":
             lines.append("  no accuracy-only reference stored for these settings on this device: add "

@@ -65,6 +65,9 @@ def add_arguments(parser):
                         help="latency unit: m (ms), u (us), n (ns) (default m)")
     parser.add_argument("--cache", default=None, metavar="PATH",
                         help="latency cache file or postgresql:// URL (default $NAS_HW_CACHE or the per-user cache)")
+    parser.add_argument("--wait-for-quiet", type=float, default=0.0, metavar="SECONDS",
+                        help="before measuring, a busy machine is reported; wait at most this long for "
+                             "it to become quiet first (default 0: report only)")
     parser.add_argument("--out", default=".", metavar="DIR",
                         help=f"directory for {CSV_NAME}, {JSON_NAME} and {PNG_NAME} (default: .)")
     parser.add_argument("--top", type=int, default=10, metavar="K",
@@ -180,7 +183,7 @@ def run(args):
             device_id=args.device_id, ext_name=args.ext_name, n_run=args.n_run,
             n_warmup=args.n_warmup, max_measure_execution_time=args.max_measure_execution_time,
             time_scale=args.time_scale, cache=args.cache, batch_size=batches.pop() if batches else 1,
-            timer=progress.timer)
+            timer=progress.timer, wait_for_quiet=getattr(args, "wait_for_quiet", 0.0))
         progress.bind(estimator.cache)
     except (ValueError, TypeError) as err:  # option values refused by the estimator
         return fail(err, 2)

@@ -9,6 +9,7 @@ call on the same device, estimator and space takes zero whole-network measuremen
 import hashlib
 import json
 import logging
+import time
 from typing import Optional
 
 import nnabla as nn
@@ -19,6 +20,7 @@ from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
 from ..measure.store import open_cache
 from ..measure.timing import TimedSettings
 from .base import Estimator
+from ..measure.load import cores
 from .calibration import Calibration, fit_calibration
 from .layer import LayerEstimator
 from .network import Profiler
@@ -26,7 +28,9 @@ from .network import Profiler
 logger = logging.getLogger(__name__)
 
 BLOB_KIND = "calibration"
-STATS = ("median", "mean", "min")
+#: Statistics of the whole-network runs a Calibrator may take as the true latency ('value': the
+#: timing core's robust statistic, the one every layer latency is; the default).
+STATS = ("value", "median", "mean", "min")
 
 
 def space_id(space):
@@ -69,6 +73,13 @@ def raw_estimate(estimator, net, out, x):
     return float(raw), estimator.n_layers
 
 
+def _point(estimator, net, out, x, true_stats, unit, stat):
+    """One calibration point: raw sum, layer count, true latency, and what it was measured in."""
+    raw, n = raw_estimate(estimator, net, out, x)
+    return {"raw": raw, "n_layers": n, "true": true_stats.to(unit, stat), "load1": true_stats.load1,
+            "true_disturbed": bool(true_stats.disturbed), "flagged_layers": len(estimator.flagged)}
+
+
 class Calibrator(TimedSettings):
     """Fits, stores and reuses a :class:`Calibration` for one layer-based estimator.
 
@@ -78,8 +89,9 @@ class Calibrator(TimedSettings):
         n_run: timed forwards per whole-network measurement.
         n_warmup: untimed forwards first.
         max_measure_execution_time: time budget in seconds per whole-network measurement.
-        stat: statistic of the whole-network runs taken as the true latency
-            (``median``, ``mean`` or ``min``).
+        stat: statistic of the whole-network runs taken as the true latency: ``value`` (the
+            default: the timing core's robust statistic, the same as every layer latency),
+            ``median``, ``mean`` or ``min``.
         max_points: the most networks measured for one calibration.
         cache: where calibrations are stored; ``None`` uses the estimator's cache.
 
@@ -93,7 +105,7 @@ class Calibrator(TimedSettings):
         >>> calibrated_ms = CalibratedEstimator(est, cal).get_estimation(out)
     """
 
-    def __init__(self, estimator, n_run=30, n_warmup=5, max_measure_execution_time=60.0, stat="median",
+    def __init__(self, estimator, n_run=30, n_warmup=5, max_measure_execution_time=60.0, stat="value",
                  max_points=5, cache=None):
         if not isinstance(estimator, LayerEstimator):
             raise TypeError(f"estimator must be a nas_hw LatencyGraphEstimator or LatencyEstimator, "
@@ -129,15 +141,21 @@ class Calibrator(TimedSettings):
     def load(self, name):
         """The stored calibration called ``name`` for this device, or ``None``."""
         payload = self.cache.get_blob(self.fingerprint, BLOB_KIND, name)
-        return None if payload is None else Calibration.from_dict(payload)
+        if payload is None:
+            return None
+        cal = Calibration.from_dict(payload)
+        if cal.refused:
+            logger.warning("the stored calibration %s was refused (%s): the estimates stay uncalibrated; "
+                           "calibrate again on a quiet machine (refresh)", name, cal.refused)
+        return cal
 
     def store(self, calibration):
         self.cache.put_blob(calibration.fingerprint, BLOB_KIND, calibration.name, calibration.to_dict())
 
     # -- measuring ----------------------------------------------------------------------------
-    def measure_true(self, out):
-        """Whole-network latency of the graph ending in ``out`` (``stat`` of ``n_run`` forwards,
-        in the estimator's unit). Counts one measurement."""
+    def measure_true_stats(self, out):
+        """Whole-network :class:`~nas_hw.measure.timing.TimingStats` (seconds) of the graph ending
+        in ``out`` (``n_run`` forwards through the timing core). Counts one measurement."""
         prof = Profiler(out, device_id=self.estimator.device_id, ext_name=self.estimator.ext_name,
                         n_run=self.n_run, n_warmup=self.n_warmup,
                         max_measure_execution_time=self.max_measure_execution_time,
@@ -145,12 +163,46 @@ class Calibrator(TimedSettings):
         with nn.context_scope(self.estimator.ctx):
             result = prof.run()
         self.n_measurements += 1
-        return result["forward_all_stats"].to(self.unit, self.stat)
+        return result["forward_all_stats"]
+
+    def measure_true(self, out):
+        """Whole-network latency of the graph ending in ``out`` (``stat`` of ``n_run`` forwards,
+        in the estimator's unit). Counts one measurement."""
+        return self.measure_true_stats(out).to(self.unit, self.stat)
+
+    def _measure_point(self, net, out, x):
+        return _point(self.estimator, net, out, x, self.measure_true_stats(out), self.unit, self.stat)
 
     def _fit_and_store(self, points, name):
-        raw, n, true = zip(*points)
-        cal = fit_calibration(raw, n, true, fingerprint=self.fingerprint, estimator=self.estimator_name,
-                              unit=self.unit, name=name)
+        """Fits on the points measured clean (a point whose true latency stayed disturbed, or whose
+        layer sum used rows flagged disturbed, is left out with a WARNING); with none left the
+        calibration is refused (the identity). Stores the result with the conditions."""
+        conditions = {"measured_at": time.time(), "n_run": self.n_run, "stat": self.stat, "cores": cores(),
+                      "load1": [p["load1"] for p in points],
+                      "disturbed": [p["true_disturbed"] or p["flagged_layers"] > 0 for p in points],
+                      "flagged_layers": sum(p["flagged_layers"] for p in points)}
+        clean = [p for p, bad in zip(points, conditions["disturbed"]) if not bad]
+        if len(clean) < len(points):
+            logger.warning("calibration %s: %d of %d point(s) measured disturbed on a busy machine (true latency "
+                           "disturbed, or layer rows flagged): left out of the fit", name,
+                           len(points) - len(clean), len(points))
+        if not clean:
+            reason = "every point was measured disturbed (a busy machine): nothing clean to fit"
+            logger.warning("calibration %s refused: %s; the estimates stay uncalibrated", name, reason)
+            resid = np.array([p["raw"] - p["true"] for p in points])  # the identity's residuals
+            cal = Calibration(scale=1.0, per_layer=0.0, const=0.0, n_points=0,
+                              rms_residual=float(np.sqrt(np.mean(resid ** 2))),
+                              max_abs_residual=float(np.max(np.abs(resid))),
+                              mape_fit_pct=float(np.mean([abs(r) / p["true"] for r, p in zip(resid, points)]) * 100),
+                              fingerprint=self.fingerprint, estimator=self.estimator_name, unit=self.unit,
+                              fitted=(), dropped=(), name=name,
+                              points=tuple((p["raw"], p["n_layers"], p["true"]) for p in points),
+                              refused=reason, conditions=conditions)
+            self.store(cal)
+            return cal
+        cal = fit_calibration([p["raw"] for p in clean], [p["n_layers"] for p in clean], [p["true"] for p in clean],
+                              fingerprint=self.fingerprint, estimator=self.estimator_name, unit=self.unit,
+                              name=name, conditions=conditions)
         self.store(cal)
         logger.info("calibration %s: scale=%.4g per_layer=%.4g%ss const=%.4g%ss from %d network(s)%s",
                     name, cal.scale, cal.per_layer, cal.unit, cal.const, cal.unit, cal.n_points,
@@ -182,8 +234,7 @@ class Calibrator(TimedSettings):
         points = []
         for net in nets:
             x, out = build_inference_graph(net, input_shape)
-            raw, n = raw_estimate(self.estimator, net, out, x)
-            points.append((raw, n, self.measure_true(out)))
+            points.append(self._measure_point(net, out, x))
         return self._fit_and_store(points, key)
 
     def calibrate_graphs(self, graphs, name, refresh=False):
@@ -198,8 +249,7 @@ class Calibrator(TimedSettings):
         self.check_count(len(graphs))
         points = []
         for out in graphs:
-            raw, n = raw_estimate(self.estimator, None, out, None)
-            points.append((raw, n, self.measure_true(out)))
+            points.append(self._measure_point(None, out, None))
         return self._fit_and_store(points, key)
 
     def stored_for_space(self, space, input_shape):
@@ -245,8 +295,7 @@ class Calibrator(TimedSettings):
         for ch in chosen:
             net = space.derive(list(ch))
             x, out = build_inference_graph(net, input_shape)
-            raw, n = raw_estimate(self.estimator, net, out, x)
-            points.append((raw, n, self.measure_true(out)))
+            points.append(self._measure_point(net, out, x))
         return self._fit_and_store(points, key)
 
 

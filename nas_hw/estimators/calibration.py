@@ -24,6 +24,14 @@ per-layer cost cannot be told from a constant, so ``per_layer`` is dropped first
 :attr:`Calibration.dropped` and :attr:`Calibration.note`, with a logged warning. It is never
 silent. No data, or invalid data (non-finite, non-positive latencies), raises ``ValueError``.
 
+Refused fits: a fit whose ``scale`` lies outside ``SCALE_BAND`` (layers cannot run 5x slower or
+faster in context than alone: such a scale learned the load of one moment, or a fit in which
+the layer sum plays no part), or in which the layer sum explains less than ``MIN_RAW_SHARE`` of
+the calibrated latency (the rest being the per-layer and constant terms: the estimate would
+become a layer count), is refused with a WARNING: the :class:`Calibration` returned is the
+identity (``scale=1``, no overhead), so estimates stay uncalibrated, and :attr:`Calibration.refused`
+says why. Its ``conditions`` record what the points were measured in (load, time, runs).
+
 Fitting a calibration from measured networks, storing and reusing it, and wrapping an
 estimator: :mod:`nas_hw.estimators.calibrated`.
 """
@@ -40,9 +48,16 @@ from ..constants import time_factor
 logger = logging.getLogger(__name__)
 
 PARAMETERS = ("scale", "per_layer", "const")
+#: The sane band of ``scale``: outside it a fit is refused.
+SCALE_BAND = (0.2, 5.0)
+#: The least share of the calibrated latency (averaged over the points) the layer sum must
+#: explain (``scale * raw / calibrated``); below it the fit is refused.
+MIN_RAW_SHARE = 0.5
 # Parameter sets tried in order when the data cannot identify all three.
 FALLBACKS = (("scale", "per_layer", "const"), ("scale", "per_layer"), ("scale", "const"), ("scale",))
-CALIBRATION_FORMAT = 1
+CALIBRATION_FORMAT = 2
+#: Formats :meth:`Calibration.from_dict` reads (1: before ``refused`` and ``conditions``).
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,11 @@ class Calibration:
         note: why parameters were dropped, or which bounds were active ('' when neither).
         name: the cache name it is stored under.
         points: the fit data ``[(raw, n_layers, true), ...]`` in ``unit``.
+        refused: why the fit was refused ('' when it was not); a refused calibration is the
+            identity (the estimates stay uncalibrated).
+        conditions: what the points were measured in: ``measured_at`` (epoch s), ``n_run``,
+            ``stat``, ``load1`` and ``disturbed`` per point, ``cores``, ``flagged_layers``
+            (empty for a calibration fitted from given numbers).
     """
 
     scale: float
@@ -84,6 +104,8 @@ class Calibration:
     note: str = ""
     name: str = ""
     points: Tuple[Tuple[float, int, float], ...] = field(default_factory=tuple)
+    refused: str = ""
+    conditions: Dict = field(default_factory=dict, compare=False)
 
     @property
     def degenerate(self):
@@ -111,7 +133,8 @@ class Calibration:
         return Calibration(self.scale, self.per_layer * f, self.const * f, self.n_points,
                            self.rms_residual * f, self.max_abs_residual * f, self.mape_fit_pct,
                            self.fingerprint, self.estimator, unit, self.fitted, self.dropped, self.note,
-                           self.name, tuple((r * f, n, t * f) for r, n, t in self.points))
+                           self.name, tuple((r * f, n, t * f) for r, n, t in self.points), self.refused,
+                           dict(self.conditions))
 
     def to_dict(self):
         d = asdict(self)
@@ -122,7 +145,7 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d):
-        if not isinstance(d, dict) or d.get("format") != CALIBRATION_FORMAT:
+        if not isinstance(d, dict) or d.get("format") not in READABLE_FORMATS:
             raise ValueError(f"not a nas_hw calibration (format {CALIBRATION_FORMAT} expected): {d!r}")
         d = dict(d)
         d.pop("format")
@@ -163,7 +186,24 @@ def _identifiable(design, rtol=1e-6):
     return bool(s[-1] > rtol * s[0])
 
 
-def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m", name=""):
+def refusal(scale, per_layer, const, raw, n_layers):
+    """Why a fit must be refused ('' when it is sane): ``scale`` outside :data:`SCALE_BAND`, or
+    the layer sum explaining less than :data:`MIN_RAW_SHARE` of the calibrated latencies."""
+    low, high = SCALE_BAND
+    if not low <= scale <= high:
+        return (f"scale {scale:.3g} is outside the sane band [{low:g}, {high:g}] (layers do not run that much "
+                "slower or faster inside a network than alone: the points were measured under changing load, "
+                "or the layer sum plays no part in the fit)")
+    pred = scale * raw + per_layer * n_layers + const
+    share = float(np.mean(scale * raw / pred))
+    if share < MIN_RAW_SHARE:
+        return (f"the layer sum explains only {100 * share:.0f}% of the calibrated latency (the per-layer and "
+                f"constant terms the rest; at least {100 * MIN_RAW_SHARE:.0f}% expected): the estimate would "
+                "follow the layer count, not the layers")
+    return ""
+
+
+def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m", name="", conditions=None):
     """Least-squares fit of ``true ~ scale*raw + per_layer*n_layers + const``.
 
     Bounds: ``scale >= 0``, ``per_layer >= 0``, ``const >= 0`` (each is a cost: a negative
@@ -178,8 +218,11 @@ def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m",
         true: measured whole-network latencies (``unit``).
         fingerprint, estimator, unit, name: recorded in the result.
 
+        conditions: what the points were measured in (stored with the calibration).
+
     Returns:
-        Calibration
+        Calibration: the fit, or the identity with ``refused`` set when the fit is degenerate
+        (see :func:`refusal`; logged as a WARNING).
 
     Raises:
         ValueError: no points, mismatched lengths, non-finite or non-positive latencies.
@@ -221,6 +264,13 @@ def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m",
     scale = values.get("scale", 0.0)
     per_layer = values.get("per_layer", 0.0)
     const = values.get("const", 0.0)
+    refused = refusal(scale, per_layer, const, raw, n_layers)
+    if refused:
+        refused = (f"refused fit scale={scale:.4g}, per_layer={per_layer:.4g}{unit}s, const={const:.4g}{unit}s: "
+                   f"{refused}")
+        logger.warning("calibration %s %s; the estimates stay uncalibrated (scale 1, no overhead)",
+                       name or estimator, refused)
+        scale, per_layer, const = 1.0, 0.0, 0.0
     pred = scale * raw + per_layer * n_layers + const
     resid = pred - true
     return Calibration(scale=scale, per_layer=per_layer, const=const, n_points=len(raw),
@@ -229,11 +279,13 @@ def fit_calibration(raw, n_layers, true, fingerprint="", estimator="", unit="m",
                        mape_fit_pct=float(np.mean(np.abs(resid) / true) * 100),
                        fingerprint=fingerprint, estimator=estimator, unit=unit,
                        fitted=tuple(params), dropped=dropped, note="; ".join(notes), name=name,
-                       points=tuple((float(r), int(n), float(t)) for r, n, t in zip(raw, n_layers, true)))
+                       points=tuple((float(r), int(n), float(t)) for r, n, t in zip(raw, n_layers, true)),
+                       refused=refused, conditions=dict(conditions or {}))
 
 
 def calibration_summary(cal) -> Dict:
     """A small dict for reports."""
     return {"scale": cal.scale, "per_layer": cal.per_layer, "const": cal.const, "unit": cal.unit,
             "n_points": cal.n_points, "fitted": list(cal.fitted), "dropped": list(cal.dropped),
-            "note": cal.note, "mape_fit_pct": cal.mape_fit_pct, "rms_residual": cal.rms_residual}
+            "note": cal.note, "mape_fit_pct": cal.mape_fit_pct, "rms_residual": cal.rms_residual,
+            "refused": cal.refused, "conditions": dict(cal.conditions)}

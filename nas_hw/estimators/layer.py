@@ -9,13 +9,15 @@ import nnabla as nn
 import nnabla.function as function_classes
 import nnabla.functions as F
 
-from ..checks import check_batch_size, check_one_of
-from ..constants import ON_ERROR, unit_name
+from ..checks import check_batch_size, check_number, check_one_of
+from ..constants import MAX_REPEATS, MAX_WAIT_FOR_QUIET_S, ON_ERROR, ROBUST_STATISTIC, TIMING_ROUNDS, unit_name
 from ..errors import MeasurementError, MissingMeasurementsError
+from ..measure import peers as measuring_peers
 from ..measure.device import Device, current_device
-from ..measure.signature import function_signature, variable_dtype, with_batch
+from ..measure.load import check_quiet
+from ..measure.signature import SpecNode, function_signature, variable_dtype, with_batch
 from ..measure.store import open_cache
-from ..measure.timing import TimedSettings
+from ..measure.timing import TimedSettings, describe_quality
 from .base import Estimator
 from .memo import EstimateMemo
 
@@ -23,12 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 class LayerCost(NamedTuple):
-    """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``."""
+    """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``;
+    ``disturbed``: its measurement is flagged disturbed (see :attr:`LayerEstimator.flagged`)."""
 
     name: str
     signature: str
     latency: float
     noop: bool = False
+    disturbed: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,16 +69,30 @@ class LayerEstimator(TimedSettings, Estimator):
             not averaged in). ``None`` (default): no limit.
         timer: the measuring seam, a callable like :func:`nas_hw.measure.timing.measure`
             (tests pass a fake one); ``None``: real timing.
+        wait_for_quiet: before its first measurement the estimator looks at the machine and
+            reports a busy one (load, other measuring processes: a WARNING); with this many
+            seconds (> 0) it first waits, at most that long, for the machine to become quiet.
+            ``0`` (default): report only.
+
+    Attributes:
+        breakdown: the layers of the last estimate (:class:`LayerCost`).
+        flagged: the layers of the last estimate whose measurement is flagged disturbed.
+        failures: layers that could not be measured (``on_error='warn'``).
+        machine_at_start: the :class:`~nas_hw.measure.load.MachineState` seen before the first
+            measurement (``None`` until one was taken).
     """
 
     def __init__(self, device_id=None, ext_name=None, n_run=100, max_measure_execution_time=1,
                  time_scale="m", n_warmup=10, outlier=0.0, cache=None, batch_size=1,
-                 on_error="raise", fingerprint=None, type_config="float", run_timeout=None, timer=None):
+                 on_error="raise", fingerprint=None, type_config="float", run_timeout=None, timer=None,
+                 wait_for_quiet=0.0):
         current = current_device()
         self.device = Device(current.ext_name if ext_name is None else ext_name,
                              current.device_id if device_id is None else device_id, type_config)
         self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale, run_timeout, timer)
         self.batch_size = check_batch_size(batch_size)
+        self.wait_for_quiet = check_number("wait_for_quiet", wait_for_quiet, low=0, high=MAX_WAIT_FOR_QUIET_S)
+        self.machine_at_start = None
         self.on_error = check_one_of("on_error", on_error, ON_ERROR)
         self.ctx = self.device.context
         self.device_fingerprint = self.device.fingerprint
@@ -96,6 +114,7 @@ class LayerEstimator(TimedSettings, Estimator):
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
         self._missing: List[str] = []
+        self._warned_flagged = set()  # signatures of flagged rows this estimator warned about
 
     # -- settings -------------------------------------------------------------------
     ext_name = property(lambda self: self.device.ext_name, doc="The nnabla extension measured on.")
@@ -113,15 +132,24 @@ class LayerEstimator(TimedSettings, Estimator):
         return sum(1 for layer in self.breakdown if not layer.noop)
 
     @property
+    def flagged(self):
+        """Layers of the last estimate whose measurement is flagged disturbed (taken while the
+        machine was busy, and still disturbed after the timing core's repeats): the estimate used
+        them, but they are not clean truth. Re-measure them on a quiet machine
+        (``nas-hw cache verify --refresh --disturbed``)."""
+        return [layer for layer in self.breakdown if layer.disturbed]
+
+    @property
     def offline(self):
         """True when bound to another device's fingerprint: only cached values are used."""
         return self._offline
 
     @property
     def settings(self):
+        """How this estimator's rows are measured (stored with each row)."""
         return {"n_run": self.n_run, "n_warmup": self.n_warmup, "outlier": self.outlier,
                 "max_measure_execution_time": self.max_measure_execution_time,
-                "estimator": type(self).__name__}
+                "estimator": type(self).__name__, "rounds": TIMING_ROUNDS, "statistic": ROBUST_STATISTIC}
 
     def reset(self):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
@@ -144,6 +172,21 @@ class LayerEstimator(TimedSettings, Estimator):
     def _sync(self):
         self.device.sync()
 
+    def _count_peers(self):
+        return measuring_peers.count_peers(self.cache.path)
+
+    def _time(self, fn, label=None, peers=None):
+        """The timing core with this estimator's settings; records the other processes
+        measuring into the same cache with every measurement."""
+        return super()._time(fn, label=label, peers=peers or self._count_peers)
+
+    def _before_measuring(self):
+        """Before the first measurement: registers this process as measuring into the cache (other
+        processes see it) and reports a busy machine, waiting up to ``wait_for_quiet`` seconds."""
+        measuring_peers.register(self.cache.path)
+        self.machine_at_start = check_quiet(f"{type(self).__name__} measuring into {self.cache.path}",
+                                            self.cache.path, self.wait_for_quiet)
+
     def _begin(self):
         self.breakdown, self.failures, self._missing = [], [], []
 
@@ -151,9 +194,9 @@ class LayerEstimator(TimedSettings, Estimator):
         """Latency of one layer in ``time_scale`` (cached, or measured once), or ``None`` when the
         layer failed with ``on_error='warn'`` or is missing offline."""
         known = self._latencies.get(signature)
-        if known is not None:  # rows never change once stored: no need to ask the cache again
+        if known is not None:  # rows are not re-read within an estimator's life (reset() forgets)
             self.cache.hits += 1
-            self.breakdown.append(LayerCost(name, signature, known[0], known[1]))
+            self.breakdown.append(LayerCost(name, signature, *known))
             return known[0]
         if self._offline:
             rec = self.cache.get(self.fingerprint_key, signature)
@@ -161,8 +204,17 @@ class LayerEstimator(TimedSettings, Estimator):
                 self._missing.append(signature)
                 return None
         else:
+            measured = []
+            if self.machine_at_start is None and self.cache.peek(self.fingerprint_key, signature) is None:
+                self._before_measuring()  # outside the store's lock: waiting must not hold it
+
+            def measuring():
+                stats, noop = measure_fn()
+                measured.append(stats)
+                return stats, noop
+
             try:
-                rec = self.cache.get_or_measure(self.fingerprint_key, signature, measure_fn, self.settings,
+                rec = self.cache.get_or_measure(self.fingerprint_key, signature, measuring, self.settings,
                                                 self._fingerprint_info)
             except MeasurementError as cause:
                 err = MeasurementError(f"cannot measure layer {name!r} ({signature}): {cause}{_root_cause(cause)}",
@@ -172,12 +224,26 @@ class LayerEstimator(TimedSettings, Estimator):
                 logger.warning("%s", err)
                 self.failures.append(Failure(name, signature, str(err)))
                 return None
-        latency = rec.latency(self.time_scale)
-        self._latencies[signature] = (latency, rec.noop)
-        self.breakdown.append(LayerCost(name, signature, latency, rec.noop))
+            if measured and measured[0].disturbed:
+                self._warned_flagged.add(signature)
+                logger.warning("layer %r (%s) stayed disturbed after %d measurements (%s): stored flagged; "
+                               "estimates using it say so (estimator.flagged); re-measure it on a quiet machine "
+                               "with `nas-hw cache verify --refresh --disturbed`", name, signature,
+                               MAX_REPEATS + 1, describe_quality(measured[0]))
+        latency = rec.latency(self.time_scale, "value")
+        disturbed = bool(rec.stats.disturbed)
+        self._latencies[signature] = (latency, rec.noop, disturbed)
+        self.breakdown.append(LayerCost(name, signature, latency, rec.noop, disturbed))
         return latency
 
     def _finish(self, total):
+        fresh = [layer for layer in self.flagged if layer.signature not in self._warned_flagged]
+        if fresh:
+            self._warned_flagged.update(layer.signature for layer in fresh)
+            logger.warning("this estimate uses %d cached layer measurement(s) flagged disturbed (measured on a "
+                           "busy machine): %s; see estimator.flagged, re-measure them with `nas-hw cache verify "
+                           "--refresh --disturbed`", len(fresh), ", ".join(repr(layer.name) for layer in fresh[:5])
+                           + (" ..." if len(fresh) > 5 else ""))
         if self._missing:
             missing = sorted(set(self._missing))
             raise MissingMeasurementsError(
@@ -186,7 +252,7 @@ class LayerEstimator(TimedSettings, Estimator):
                 missing)
         return float(total)
 
-    def _measure_function(self, func, shapes):
+    def _measure_function(self, func, shapes, label=None):
         """Times one nnabla function alone on fresh zeroed inputs of ``shapes`` (forward only).
 
         The function runs through the graph engine (``Variable.forward``), the path a network's
@@ -203,9 +269,26 @@ class LayerEstimator(TimedSettings, Estimator):
                 outs = fn(*inputs)
                 outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
                 sink = outs[0] if len(outs) == 1 else F.sink(*outs)
-                stats = self._time(lambda: sink.forward(clear_no_need_grad=True))
+                stats = self._time(lambda: sink.forward(clear_no_need_grad=True), label=label)
             return stats, False
         return self._guard(run)
+
+    def measure_spec(self, spec):
+        """Times the function an ``fn:`` signature describes (a
+        :class:`~nas_hw.measure.signature.FunctionSpec`, see
+        :func:`~nas_hw.measure.signature.parse_function_signature`) exactly as a layer of a graph
+        is timed, with this estimator's settings; nothing is read from or stored in the cache.
+
+        Returns:
+            TimingStats in seconds.
+
+        Raises:
+            MeasurementError: the function cannot be built or run.
+        """
+        if not hasattr(function_classes, spec.type_name):
+            raise MeasurementError(f"nnabla has no function {spec.type_name!r}")
+        shapes = [tuple(s) for s in spec.input_shapes]
+        return self._measure_function(SpecNode(spec), shapes, spec.type_name)()[0]
 
     @staticmethod
     def _guard(run):
@@ -261,7 +344,7 @@ class LayerEstimator(TimedSettings, Estimator):
                         layer=name, signature=sig))
                     continue
                 new_shapes.update(zip(f.outputs, out_shapes))
-            cost = self._cost(name, sig, self._measure_function(f, shapes))
+            cost = self._cost(name, sig, self._measure_function(f, shapes, sig))
             if cost is not None:
                 total += cost
         return total

@@ -2,14 +2,14 @@
 import logging
 import os
 from dataclasses import dataclass
-from typing import Tuple
+from typing import Optional, Tuple
 
 import nnabla as nn
 
 from ..constants import unit_name
 from ..measure.device import Device
 from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
-from ..measure.timing import TimedSettings, scale_factor
+from ..measure.timing import TimedSettings, describe_quality, scale_factor
 from .base import Estimator
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class FunctionStat:
     """One function's forward (or backward) time inside a profiled graph, like nnabla's
-    ``ProfileStat`` but with ``mean_time`` a float in the profiler's ``time_scale``."""
+    ``ProfileStat`` but with ``mean_time`` a float in the profiler's ``time_scale``, and
+    ``time`` the robust statistic every nas_hw latency is (see :mod:`nas_hw.measure.timing`)."""
 
     parameter_scope: str
     inputs_shape: Tuple
@@ -26,6 +27,8 @@ class FunctionStat:
     function_name: str
     mean_time: float
     n_run: int
+    time: Optional[float] = None
+    disturbed: bool = False
 
 
 class Profiler(TimedSettings, Estimator):
@@ -36,6 +39,14 @@ class Profiler(TimedSettings, Estimator):
     that float (the estimator contract). Per-function forward times are in
     ``result['forward']`` as with nnabla's ``GraphProfiler``; with a ``solver`` also
     ``backward_all`` and ``training`` (forward + backward + update).
+
+    Every time in ``result`` is the robust statistic of nas_hw's timing core, the one every
+    layer latency is (:mod:`nas_hw.measure.timing`: the median of the round minimums of the
+    ``n_run`` runs, taken in rounds, over the rounds the CPU ran at full speed), not the mean:
+    ``result['forward_all']`` is the network's latency as the layer estimators and the
+    calibration see it. The full statistics are in ``result['forward_all_stats']``
+    (:class:`~nas_hw.measure.timing.TimingStats`); ``result['disturbed']`` names the
+    measurements that stayed disturbed after the core's repeats (logged as a WARNING).
 
     Inputs and parameters whose data was never set are zero-filled before timing, so no
     function reads uninitialised memory; data you did set is left untouched.
@@ -91,7 +102,7 @@ class Profiler(TimedSettings, Estimator):
     def measure_forward(self):
         """Times ``graph.forward()`` and returns its :class:`~nas_hw.measure.timing.TimingStats` (s)."""
         init_unset_inputs(leaf_variables(functions_of(self.graph)))
-        return self._time(lambda: self.graph.forward(clear_no_need_grad=True))
+        return self._time(lambda: self.graph.forward(clear_no_need_grad=True), label="forward_all")
 
     def time_profiling_forward(self):
         """Times each function's forward on its own, in graph order."""
@@ -108,23 +119,28 @@ class Profiler(TimedSettings, Estimator):
                 scope = os.path.dirname(name_of[f.inputs[1]])
             stats.append(FunctionStat(scope, tuple(tuple(x.shape) for x in f.inputs),
                                       tuple(f.info.args.items()), f.info.type_name,
-                                      st.mean * factor, st.n_measured))
+                                      st.mean * factor, st.n_measured, st.robust * factor, st.disturbed))
         self.result["forward"] = stats
         return stats
 
     def run(self):
         """Measures everything; results land in ``self.result``. Returns ``self.result``."""
         factor = scale_factor(self.time_scale)
+        disturbed = []
         if self.per_function:
             self.time_profiling_forward()
         fwd = self.measure_forward()
-        self.result["forward_all"] = fwd.mean * factor
+        self.result["forward_all"] = fwd.robust * factor
         self.result["n_run_forward_all"] = fwd.n_measured
         self.result["forward_all_stats"] = fwd
+        if fwd.disturbed:
+            disturbed.append("forward_all")
         if self.solver is not None:
-            bwd = self._time(lambda: self.graph.backward(clear_buffer=True))
-            self.result["backward_all"] = bwd.mean * factor
+            bwd = self._time(lambda: self.graph.backward(clear_buffer=True), label="backward_all")
+            self.result["backward_all"] = bwd.robust * factor
             self.result["n_run_backward_all"] = bwd.n_measured
+            if bwd.disturbed:
+                disturbed.append("backward_all")
 
             def step():
                 self.solver.zero_grad()
@@ -132,7 +148,13 @@ class Profiler(TimedSettings, Estimator):
                 self.graph.backward(clear_buffer=True)
                 self.solver.update()
 
-            train = self._time(step)
-            self.result["training"] = train.mean * factor
+            train = self._time(step, label="training")
+            self.result["training"] = train.robust * factor
             self.result["n_run_training"] = train.n_measured
+            if train.disturbed:
+                disturbed.append("training")
+        self.result["disturbed"] = disturbed
+        if disturbed:
+            logger.warning("Profiler: %s stayed disturbed after the timing core's repeats (%s): the machine is "
+                           "busy, these latencies are not clean truth", ", ".join(disturbed), describe_quality(fwd))
         return self.result

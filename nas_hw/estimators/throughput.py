@@ -25,7 +25,8 @@ class ThroughputResult:
 
     Attributes:
         batch_size: samples per forward pass.
-        latency: mean time of one forward pass, in ``time_scale`` units.
+        latency: time of one forward pass, in ``time_scale`` units (the timing core's robust
+            statistic, as every nas_hw latency).
         time_scale: 'm' (ms), 'u' (us) or 'n' (ns).
         samples_per_s: ``batch_size / latency`` (latency in seconds).
         stats: the full :class:`~nas_hw.measure.timing.TimingStats` in seconds.
@@ -91,15 +92,15 @@ class ThroughputEstimator(TimedSettings, Estimator):
                                 "expected the output nnabla.Variable")
             init_unset_inputs(leaf_variables(functions_of(output)))
             stats = self._time(lambda: output.forward(clear_no_need_grad=True))
-        if stats.mean <= 0:
-            raise MeasurementError(f"forward at batch {batch_size} measured {stats.mean} s; "
+        latency_s = stats.robust
+        if latency_s <= 0:
+            raise MeasurementError(f"forward at batch {batch_size} measured {latency_s} s; "
                                    "no throughput can be derived from a zero time")
-        logger.debug("batch %d: %.6f s per forward (%d runs)", batch_size, stats.mean,
-                     stats.n_measured)
+        logger.debug("batch %d: %.6f s per forward (%d runs)", batch_size, latency_s, stats.n_measured)
         return ThroughputResult(batch_size=batch_size,
-                                latency=stats.mean * scale_factor(self.time_scale),
+                                latency=latency_s * scale_factor(self.time_scale),
                                 time_scale=self.time_scale,
-                                samples_per_s=batch_size / stats.mean, stats=stats)
+                                samples_per_s=batch_size / latency_s, stats=stats)
 
     def sweep(self, build, batch_sizes):
         """:meth:`measure` at each of ``batch_sizes``; a list of :class:`ThroughputResult`."""

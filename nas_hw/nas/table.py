@@ -64,6 +64,12 @@ def _prepare(model, estimator, input_shape):
     return points, [tuple(s) for s in model.input_shapes]
 
 
+def _note_flagged(flagged, estimator, where):
+    """Adds the flagged layers of ``estimator``'s last estimate to ``flagged`` (by signature)."""
+    for layer in getattr(estimator, "flagged", ()):
+        flagged.setdefault(layer.signature, {"where": where, "layer": layer.name, "signature": layer.signature})
+
+
 def _softmax(a):
     a = np.asarray(a, dtype=np.float64).reshape(-1)
     e = np.exp(a - a.max())
@@ -81,10 +87,12 @@ class CandidateTable:
         names: choice point names; ``candidate_names`` the candidates' class names.
         unit: the latency unit ('m', 'u', 'n' as the estimator's ``time_scale``).
         fingerprint: the device the latencies were measured on.
+        flagged: the layer measurements the latencies used that are flagged disturbed (taken
+            on a busy machine): ``[{"where", "layer", "signature"}]``, empty when all are clean.
     """
 
     def __init__(self, costs, fixed, groups, names, candidate_names, unit="m", fingerprint="",
-                 space_key="", input_shape=None):
+                 space_key="", input_shape=None, flagged=()):
         check_time_scale(unit, "unit")
         self.costs = _check_costs(costs)
         self.fixed = _check_fixed(fixed, self.costs)
@@ -108,6 +116,7 @@ class CandidateTable:
         self.fingerprint = fingerprint
         self.space_key = space_key
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        self.flagged = [dict(f) for f in flagged]
         self._points = None
         self._alphas = None
         self._rule = None
@@ -134,14 +143,15 @@ class CandidateTable:
         """
         points, net_shapes = _prepare(model, estimator, input_shape)
         n_total = sum(cp.n_candidates for cp in points) + 1
-        lat, pbytes, nlayers = [], [], []
+        lat, pbytes, nlayers, flagged = [], [], [], {}
         bar = tqdm(total=n_total, desc="candidate table", disable=not progress, leave=False)
         try:
             for cp in points:
                 row_lat, row_bytes, row_n = [], [], []
                 for cand in cp.candidates:
-                    row_lat.append(_complete(estimator, estimator.estimate_module(cand, cp.input_shapes),
-                                             f"{cp.name} candidate {type(cand).__name__}"))
+                    where = f"{cp.name} candidate {type(cand).__name__}"
+                    row_lat.append(_complete(estimator, estimator.estimate_module(cand, cp.input_shapes), where))
+                    _note_flagged(flagged, estimator, where)
                     row_n.append(estimator.n_layers)
                     row_bytes.append(param_bytes(cand))
                     bar.update(1)
@@ -150,6 +160,7 @@ class CandidateTable:
                 nlayers.append(row_n)
             with fixed_choices(points, [0] * len(points)):
                 total = _complete(estimator, estimator.estimate_module(model, net_shapes), "the fixed part")
+            _note_flagged(flagged, estimator, "the fixed part")
             total_n = estimator.n_layers
             bar.update(1)
         finally:
@@ -165,7 +176,12 @@ class CandidateTable:
                     [[type(c).__name__ for c in cp.candidates] for cp in points],
                     unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
                     space_key=space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__),
-                    input_shape=net_shapes[0] if net_shapes else None)
+                    input_shape=net_shapes[0] if net_shapes else None, flagged=list(flagged.values()))
+        if table.flagged:
+            logger.warning("candidate table: %d layer measurement(s) it uses are flagged disturbed (measured on a "
+                           "busy machine): its latencies are not clean truth (table.flagged); re-measure them on "
+                           "a quiet machine with `nas-hw cache verify --refresh --disturbed`, then rebuild the table",
+                           len(table.flagged))
         table._bind_points(points, derivation_rule(model, points, rule))
         return table
 
@@ -309,7 +325,7 @@ class CandidateTable:
         fixed = dict(self.fixed)
         fixed["latency"] = s * self.fixed["latency"] + p * self.fixed["n_layers"] + calibration.const
         table = type(self)(costs, fixed, self.groups, self.names, self.candidate_names, self.unit,
-                           self.fingerprint, self.space_key, self.input_shape)
+                           self.fingerprint, self.space_key, self.input_shape, self.flagged)
         if self._points is not None:
             table._bind_points(self._points, self._rule)
         return table
@@ -319,7 +335,8 @@ class CandidateTable:
         return {"format": TABLE_FORMAT, "unit": self.unit, "fingerprint": self.fingerprint,
                 "space_key": self.space_key, "input_shape": self.input_shape,
                 "groups": self.groups, "names": self.names, "candidate_names": self.candidate_names,
-                "fixed": self.fixed, "costs": {k: [c.tolist() for c in v] for k, v in self.costs.items()}}
+                "fixed": self.fixed, "costs": {k: [c.tolist() for c in v] for k, v in self.costs.items()},
+                "flagged": [dict(f) for f in self.flagged]}
 
     @classmethod
     def from_dict(cls, d):
@@ -335,8 +352,11 @@ class CandidateTable:
                                "fingerprint", "space_key") if k not in d]
         if missing:
             raise ValueError(f"candidate table is missing field(s) {missing}")
+        flagged = d.get("flagged") or []
+        if not isinstance(flagged, list) or not all(isinstance(f, dict) for f in flagged):
+            raise ValueError("candidate table field 'flagged' must be a list of objects")
         return cls(d["costs"], d["fixed"], d["groups"], d["names"], d["candidate_names"], d["unit"],
-                   d["fingerprint"], d["space_key"], d.get("input_shape"))
+                   d["fingerprint"], d["space_key"], d.get("input_shape"), flagged)
 
     def save(self, path):
         """Writes the table as JSON, atomically (never through a link at ``path``)."""

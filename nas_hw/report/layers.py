@@ -1,13 +1,13 @@
 """The per-layer report of one network: each function's latency, share, parameters,
 activation bytes and FLOPs, and the totals next to the true latency."""
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Tuple
 
 import nnabla as nn
 
 from ..checks import dtype_bytes
-from ..constants import TIME_UNITS
+from ..constants import ROBUST_STATISTIC, TIME_UNITS
 from ..estimators.activations import activation_memory
 from ..estimators.flops import count_flops
 from ..estimators.network import Profiler
@@ -17,7 +17,8 @@ from ..measure.graph import functions_of, numel
 
 @dataclass(frozen=True)
 class LayerRow:
-    """One function of the network. ``latency`` is in the report's unit."""
+    """One function of the network. ``latency`` is in the report's unit; ``disturbed``: its
+    measurement is flagged disturbed (taken on a busy machine, not clean truth)."""
 
     index: int
     layer: str
@@ -27,6 +28,7 @@ class LayerRow:
     params: int
     activation_bytes: int
     flops: Optional[int]
+    disturbed: bool = False
 
 
 @dataclass
@@ -43,6 +45,11 @@ class NetworkReport:
         flops, macs: compute of the known functions; ``unknown_flops`` lists functions
             without a formula (left out of the totals).
         input_shapes, ext_name, device_id, fingerprint: what was measured and where.
+        flagged: indices of the rows whose measurement is flagged disturbed.
+        true_latency_disturbed: the true latency's measurement stayed disturbed.
+        machine: the machine's state before the first layer was measured (load average,
+            runnable processes, cores, other measuring processes), ``None`` when nothing was.
+        statistic: the statistic every latency is (the timing core's robust statistic).
     """
 
     source: str
@@ -63,6 +70,10 @@ class NetworkReport:
     device_id: int
     fingerprint: str
     measurements: int = 0
+    flagged: List[int] = field(default_factory=list)
+    true_latency_disturbed: bool = False
+    machine: Optional[dict] = None
+    statistic: str = ROBUST_STATISTIC
 
     @property
     def unit_name(self):
@@ -107,6 +118,7 @@ def build_report(network, estimator, n_run=100, true_latency=None):
         flops = count_flops(out, on_unknown="list")
         params = parameters_of(out)
         names = {v: k for k, v in nn.get_parameters(grad_only=False).items()}
+        true_disturbed = False
         if true_latency is None:
             profiler = Profiler(out, device_id=estimator.device_id, ext_name=estimator.ext_name,
                                 n_run=n_run, n_warmup=estimator.n_warmup,
@@ -114,7 +126,8 @@ def build_report(network, estimator, n_run=100, true_latency=None):
                                 time_scale=estimator.time_scale, outlier=estimator.outlier,
                                 per_function=False)
             with nn.context_scope(estimator.ctx):
-                true_latency = profiler.run()["forward_all"]
+                result = profiler.run()
+            true_latency, true_disturbed = result["forward_all"], bool(result["disturbed"])
     param_set = set(params)
     counted = set()
     rows = []
@@ -127,7 +140,8 @@ def build_report(network, estimator, n_run=100, true_latency=None):
         scope = _param_scope_of(f, names)
         share = 100.0 * cost.latency / layer_latency if layer_latency > 0 else 0.0
         rows.append(LayerRow(i, scope or f.info.type_name, f.info.type_name, cost.latency, share,
-                             n_params, memory.per_function[i].new_bytes, flops.per_function[i].flops))
+                             n_params, memory.per_function[i].new_bytes, flops.per_function[i].flops,
+                             bool(getattr(cost, "disturbed", False))))
     param_count = sum(int(numel(v.shape)) for v in params)
     return NetworkReport(
         source=network.source, name=network.name, unit=estimator.time_scale, rows=rows,
@@ -138,4 +152,6 @@ def build_report(network, estimator, n_run=100, true_latency=None):
         input_shapes=[tuple(int(d) for d in v.shape) for v in network.inputs],
         ext_name=estimator.ext_name, device_id=estimator.device_id,
         fingerprint=estimator.fingerprint_key,
-        measurements=estimator.cache.measurements - measured_before)
+        measurements=estimator.cache.measurements - measured_before,
+        flagged=[r.index for r in rows if r.disturbed], true_latency_disturbed=true_disturbed,
+        machine=None if estimator.machine_at_start is None else estimator.machine_at_start.as_dict())

@@ -17,7 +17,7 @@ PNG_NAME = "report.png"
 def csv_header(unit):
     """Column names of ``report.csv`` for the time unit ``unit``."""
     return ["index", "layer", "type", f"latency_{TIME_UNITS[unit]}", "share_percent", "params",
-            "activation_bytes", "flops"]
+            "activation_bytes", "flops", "disturbed"]
 
 
 def write_csv(report, path):
@@ -27,7 +27,7 @@ def write_csv(report, path):
         w.writerow(csv_header(report.unit))
         for r in report.rows:
             w.writerow([r.index, r.layer, r.type_name, repr(r.latency), repr(r.share_percent),
-                        r.params, r.activation_bytes, "" if r.flops is None else r.flops])
+                        r.params, r.activation_bytes, "" if r.flops is None else r.flops, int(r.disturbed)])
 
 
 def write_json(report, path):
@@ -89,7 +89,8 @@ def format_table(report):
     (``3.64 GFLOPs``, ``21.0 KiB``, see :mod:`nas_hw.report.numbers`)."""
     u = report.unit_name
     head = ["#", "layer", "type", f"latency_{u}", "share_%", "params", "activations", "flops"]
-    body = [[str(r.index), r.layer, r.type_name, f"{r.latency:.4f}", f"{r.share_percent:.1f}",
+    body = [[str(r.index), r.layer, r.type_name, f"{r.latency:.4f}" + ("!" if r.disturbed else ""),
+             f"{r.share_percent:.1f}",
              si(r.params), binary_bytes(r.activation_bytes), "-" if r.flops is None else si(r.flops)]
             for r in report.rows]
     widths = [max(len(row[k]) for row in [head] + body) for k in range(len(head))]
@@ -116,5 +117,22 @@ def format_table(report):
         f"{binary_bytes(report.activation_total_bytes)} (float32)",
         f"compute: {si(report.flops, 'FLOPs')} ({si(report.macs, 'MACs')}){flops_note}",
         f"layer measurements taken: {report.measurements} (the rest came from the cache)",
+        f"every latency is the {report.statistic} (nas_hw.measure.timing)",
     ]
+    if report.machine is not None:
+        m = report.machine
+        load = "unknown" if m.get("load1") is None else f"{m['load1']:.1f}"
+        lines.append(f"machine before measuring: 1-min load average {load} on {m['cores']} core(s), "
+                     f"{m['peers']} other measuring process(es){' (busy)' if m['busy'] else ''}")
+    if report.flagged or report.true_latency_disturbed:
+        what = []
+        if report.flagged:
+            what.append(f"{len(report.flagged)} layer latency(ies) (marked !) come from measurements flagged "
+                        "disturbed")
+        if report.true_latency_disturbed:
+            what.append("the true latency's measurement stayed disturbed")
+        how = ("`nas-hw cache verify --refresh --disturbed`, then run the report again" if report.flagged
+               else "run the report again")
+        lines.append(f"WARNING: {' and '.join(what)}: taken on a busy machine, not clean truth; on a quiet "
+                     f"machine, {how}")
     return "\n".join(lines)

@@ -17,7 +17,8 @@ def measure_network_latency_ms(net, input_shape, ext_name="cpu", device_id=0, n_
         n_run, n_warmup: profiler settings.
 
     Returns:
-        float: mean forward time in ms.
+        float: the forward time in ms (the Profiler's ``forward_all``: the timing core's robust
+        statistic, as every nas_hw latency).
     """
     net.apply(training=False)
     out = net(nn.Variable(tuple(input_shape)))

@@ -142,3 +142,19 @@ def test_profile_writes_nothing_into_the_working_directory(tmp_path, capsys, mon
     code, out, err = _run(TINY + [f"cache.path={tmp_path / 'c.sqlite'}"], capsys)
     assert code == 0, err
     assert os.listdir(work) == []  # no profile.log, no .hydra/, no outputs/
+
+
+def test_profile_summary_says_what_is_flagged_or_refused():
+    from nas_hw.app.profile import ProfileResult
+    from nas_hw.estimators.calibration import fit_calibration
+    from nas_hw.nas.table import CandidateTable
+
+    table = CandidateTable({"latency": [[1.0, 2.0]], "n_layers": [[1, 1]]}, {"latency": 0.5, "n_layers": 1},
+                           [0], ["cp"], [["a", "b"]], flagged=[{"where": "cp candidate a", "layer": "0:ReLU",
+                                                                "signature": "fn:ReLU|inplace=False|in=1:float32"}])
+    refused = fit_calibration([1.0, 2.0, 3.0], [5, 9, 7], [0.1, 0.2, 0.3], name="c")
+    text = ProfileResult(table, 3, 0, "c.sqlite", (1, 1, 8, 8), "Space", refused).summary()
+    assert "WARNING: 1 layer measurement(s) of the table are flagged disturbed" in text
+    assert "REFUSED: " in text and "uncalibrated" in text
+    assert "WARNING" not in ProfileResult(CandidateTable.from_dict(dict(table.to_dict(), flagged=[])), 3, 0,
+                                          "c.sqlite", (1, 1, 8, 8), "Space").summary()

@@ -151,3 +151,12 @@ def test_the_pipeline_runs_the_reference_once_and_stores_it(tmp_path):
     second = run_search(compose(overrides), str(tmp_path / "b"))
     assert second["reference"]["source"] == "cached"
     assert not (tmp_path / "b" / "reference").exists()
+
+
+def test_the_summary_says_when_the_table_used_flagged_rows(tmp_path):
+    cfg = compose([f"cache.path={tmp_path / 'c.sqlite'}"])
+    flagged = [{"where": "the fixed part", "layer": "3:Convolution", "signature": "fn:Convolution|..."}]
+    text = ref.summary(cfg, fake_report(1.0, 0.98, flagged_rows=flagged))
+    assert "WARNING: the candidate table used 1 layer measurement(s) flagged disturbed" in text
+    assert "nas-hw cache verify --refresh --disturbed" in text
+    assert "flagged" not in ref.summary(cfg, fake_report(1.0, 0.98, flagged_rows=[]))

@@ -204,3 +204,91 @@ def test_raw_proportional_to_n_layers_falls_back_to_scale_and_const():
     assert cal.fitted == ("scale", "const") and cal.dropped == ("per_layer",)
     assert "not identifiable" in cal.note
     assert cal.apply(3.0, 30) == pytest.approx(1.5 * 3.0 + 0.3)
+
+
+# -- refused fits and the conditions of the points (issue 13) ------------------------------------
+def test_a_fit_explained_by_the_layer_count_alone_is_refused(caplog):
+    # the issue's case: the points measured at one moment of load make scale 0 and 47 us per layer
+    raw = np.array([0.30, 0.45, 0.62, 0.80, 0.50])
+    n = np.array([20, 25, 30, 37, 28])
+    true = 0.047 * n
+    with caplog.at_level("WARNING", logger="nas_hw"):
+        cal = fit_calibration(raw, n, true, name="space-a")
+    assert cal.refused and "outside the sane band" in cal.refused
+    assert (cal.scale, cal.per_layer, cal.const) == (1.0, 0.0, 0.0)
+    assert cal.apply(0.5, 30) == pytest.approx(0.5)  # the estimate stays uncalibrated
+    assert any(r.levelname == "WARNING" and "refused" in r.message for r in caplog.records)
+    assert Calibration.from_dict(cal.to_dict()).refused == cal.refused
+
+
+def test_scale_in_band_but_a_small_share_of_the_layer_sum_is_refused():
+    raw = np.array([0.1, 0.2, 0.3, 0.4])
+    n = np.array([40, 10, 30, 20])
+    true = 0.25 * raw + 0.03 * n + 0.2  # the layer sum explains a few % of it
+    cal = fit_calibration(raw, n, true)
+    assert cal.refused and "explains only" in cal.refused and cal.scale == 1.0
+
+
+@pytest.mark.parametrize("scale", [0.1, 6.0])
+def test_scale_outside_the_band_is_refused(scale):
+    raw = np.array([1.0, 2.0, 3.0])
+    cal = fit_calibration(raw, [5, 9, 7], scale * raw)
+    assert cal.refused and "sane band" in cal.refused and cal.scale == 1.0
+
+
+def test_a_sane_fit_is_not_refused():
+    raw = np.array([1.0, 2.5, 4.0, 7.0, 3.0])
+    n = np.array([10, 30, 25, 60, 12])
+    cal = fit_calibration(raw, n, 1.1 * raw + 0.005 * n + 0.05)
+    assert not cal.refused and cal.scale == pytest.approx(1.1)
+
+
+def test_format_1_calibrations_still_read():
+    d = fit_calibration([1.0, 2.0], [3, 5], [1.2, 2.3]).to_dict()
+    d = {k: v for k, v in d.items() if k not in ("refused", "conditions")}
+    d["format"] = 1
+    cal = Calibration.from_dict(d)
+    assert cal.refused == "" and cal.conditions == {}
+
+
+def test_calibrator_stores_the_conditions_and_leaves_disturbed_points_out(caplog):
+    from dataclasses import replace as dc_replace
+
+    from nas_hw.measure.timing import measure as real_measure
+
+    est = LatencyGraphEstimator(cache=":memory:", **FAST)
+    calibrator = Calibrator(est, n_run=3, n_warmup=0)
+    seen = []
+    real_stats = calibrator.measure_true_stats
+
+    def true_stats(out):  # the second network's whole-forward measurement stayed disturbed
+        st = real_stats(out)
+        seen.append(st)
+        return dc_replace(st, disturbed=len(seen) == 2, load1=5.5)
+
+    calibrator.measure_true_stats = true_stats
+    with caplog.at_level("WARNING", logger="nas_hw"):
+        cal = calibrator.calibrate_space(_space(), SHAPE, n_points=3, seed=1)
+    c = cal.conditions
+    assert c["n_run"] == 3 and c["stat"] == "value" and c["load1"] == [5.5] * 3
+    # the second point is disturbed (a busy machine may have disturbed others for real)
+    assert c["disturbed"][1] is True and len(c["disturbed"]) == 3 and c["cores"] >= 1 and c["measured_at"] > 0
+    clean = sum(not d for d in c["disturbed"])
+    assert cal.n_points == clean or cal.refused  # disturbed points are left out of the fit
+    assert any("left out of the fit" in r.message for r in caplog.records)
+    stored = calibrator.load(cal.name)
+    assert stored.conditions["disturbed"] == c["disturbed"]
+    assert real_measure  # the real timing core measured the points
+
+
+def test_every_point_disturbed_refuses_the_calibration():
+    from dataclasses import replace as dc_replace
+
+    est = LatencyGraphEstimator(cache=":memory:", **FAST)
+    calibrator = Calibrator(est, n_run=2, n_warmup=0)
+    real_stats = calibrator.measure_true_stats
+    calibrator.measure_true_stats = lambda out: dc_replace(real_stats(out), disturbed=True)
+    cal = calibrator.calibrate_space(_space(), SHAPE, n_points=2, seed=3)
+    assert cal.refused and "every point" in cal.refused and cal.n_points == 0
+    assert (cal.scale, cal.per_layer, cal.const) == (1.0, 0.0, 0.0)
+    assert np.isfinite(cal.rms_residual) and calibrator.load(cal.name).refused

@@ -62,7 +62,8 @@ def test_time_scale_units_agree():
     p = Profiler(y, 0, "cpu", n_run=3, n_warmup=0, time_scale="u", per_function=False)
     p.run()
     st = p.result["forward_all_stats"]
-    assert p.result["forward_all"] == pytest.approx(st.mean * 1e6)
+    assert p.result["forward_all"] == pytest.approx(st.value * 1e6)  # the robust statistic, not the mean
+    assert st.value == st.robust and st.n_rounds >= 1 and p.result["disturbed"] in ([], ["forward_all"])
 
 
 @pytest.mark.parametrize("kwargs, field", [

@@ -276,3 +276,30 @@ def test_report_as_a_subprocess(nnp_file, tmp_path):
                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "nas-hw: error: " in bad.stderr and "does not exist" in bad.stderr
+
+
+def test_report_says_which_latencies_come_from_flagged_rows(nnp_file, tmp_path):
+    from nas_hw.estimators.graph import LatencyGraphEstimator
+    from nas_hw.measure.timing import TimingStats
+    from nas_hw.report.writers import format_table, write_csv, write_json
+
+    def timer(fn, label=None, **kwargs):  # convolutions come out disturbed
+        bad = "fn:Convolution|" in (label or "")
+        return TimingStats(2e-3, 1e-3, 0.0, 1e-3, 3, 3, value=1e-3, spread=0.3 if bad else 0.0, n_rounds=3,
+                           load1=6.0, peers=0, disturbed=bad)
+
+    network = load_network(nnp_file)
+    est = LatencyGraphEstimator(ext_name="cpu", n_run=3, n_warmup=0, cache=LatencyCache(":memory:"), timer=timer)
+    rep = build_report(network, est, n_run=3)
+    conv = [r.index for r in rep.rows if r.type_name == "Convolution"]
+    assert rep.flagged == conv and all(rep.rows[i].disturbed for i in conv)
+    assert rep.rows[conv[0]].latency == pytest.approx(1.0)  # the robust value, in ms
+    text = format_table(rep)
+    assert "1.0000!" in text and "WARNING: 1 layer latency(ies) (marked !)" in text
+    assert "nas-hw cache verify --refresh --disturbed" in text and "minimum of the runs" in text
+    write_csv(rep, tmp_path / "r.csv")
+    rows = _read_csv(tmp_path / "r.csv")
+    assert [int(r["disturbed"]) for r in rows] == [int(r.disturbed) for r in rep.rows]
+    write_json(rep, tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["flagged"] == conv and doc["statistic"].startswith("minimum of the runs")

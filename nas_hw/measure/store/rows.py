@@ -244,8 +244,9 @@ class Record:
     created: float = 0.0
     noop: bool = False
 
-    def latency(self, time_scale="m", stat="mean"):
-        """The latency as a float in ``time_scale`` units."""
+    def latency(self, time_scale="m", stat="value"):
+        """The latency as a float in ``time_scale`` units (by default the robust value every
+        nas_hw estimate serves; the median for rows stored before it existed)."""
         return self.stats.to(time_scale, stat)
 
     @property
