@@ -1,0 +1,106 @@
+"""Units: which functions of a graph a runtime executes as one kernel, and how a unit is named.
+
+ONNX Runtime rewrites the exported graph before running it: a convolution absorbs the batch
+normalization after it (its statistics folded into the weights), then an activation
+(``FusedConv``: ReLU, Clip for ReLU6...), and at the ``all`` level also a residual addition
+(and a ReLU after it); a ``MatMul`` absorbs an ``Add``; constants are folded. Timing each nnabla
+function alone measures kernels that never run. :func:`fused_units` reads the optimized graph
+the runtime wrote and groups the nnabla functions the way it did: a tensor of the exported
+graph that no longer exists in the optimized one was made internal to a fused kernel, so the
+function producing it and every function reading it form one unit.
+
+A unit's signature (:func:`unit_signature`) lists its functions' own signatures and how they
+are wired, so a unit measured once is reused wherever the same fused pattern recurs.
+"""
+from collections import defaultdict
+
+
+def fused_units(exported, optimized, n_funcs):
+    """Groups the functions of ``exported`` (an :class:`~.onnx_export.ExportedModel` of
+    ``n_funcs`` functions) as the runtime's ``optimized`` graph (an ``onnx.ModelProto``) does.
+
+    Returns:
+        A list of lists of function indices (each in increasing order, the lists ordered by
+        their first index).
+    """
+    graph = optimized.graph
+    alive = {o.name for o in graph.output} | {i.name for i in graph.initializer}
+    for node in graph.node:
+        alive.update(node.input)
+        alive.update(node.output)
+    readers = defaultdict(set)  # tensor name -> functions reading it (in the exported graph)
+    for node in exported.model.graph.node:
+        j = exported.node_function[node.name]
+        for name in node.input:
+            readers[name].add(j)
+    parent = list(range(n_funcs))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, names in enumerate(exported.function_outputs):
+        for name in names:
+            if name not in alive:
+                for j in readers[name]:
+                    a, b = find(i), find(j)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+    groups = defaultdict(list)
+    for i in range(n_funcs):
+        groups[find(i)].append(i)
+    return sorted(groups.values())
+
+
+class GraphIndex:
+    """Who produces and who reads each variable of a function list (for unit boundaries)."""
+
+    def __init__(self, funcs, inputs, outputs):
+        self.funcs = funcs
+        self.inputs = set(inputs)
+        self.outputs = set(outputs)
+        self.producer = {}
+        self.readers = defaultdict(set)
+        for i, f in enumerate(funcs):
+            for v in f.outputs:
+                self.producer[v] = i
+            for v in f.inputs:
+                self.readers[v].add(i)
+
+    def boundary(self, unit):
+        """``(inputs, outputs)`` of the unit (a list of function indices): the variables it reads
+        that the graph's inputs or other units provide (parameters excluded), and the variables
+        it produces that other units read or the graph returns (both in first-use order)."""
+        members = set(unit)
+        ins, outs, seen = [], [], set()
+        for i in unit:
+            for v in self.funcs[i].inputs:
+                if v in seen:
+                    continue
+                if v in self.inputs or (v in self.producer and self.producer[v] not in members):
+                    seen.add(v)
+                    ins.append(v)
+        for i in unit:
+            for v in self.funcs[i].outputs:
+                if v in self.outputs or self.readers.get(v, set()) - members:
+                    outs.append(v)
+        return ins, outs
+
+
+def unit_signature(signatures, funcs, inputs):
+    """The signature of a unit made of ``funcs`` (with their own ``signatures``) reading
+    ``inputs``: one function's signature as it is; several functions joined, each followed by
+    where its inputs come from (``x<j>``: the unit's j-th input, ``u<k>.<o>``: output o of the
+    unit's k-th function, ``c``: a constant), e.g. ``unit[fn:Convolution|...<-x0,c;fn:ReLU|...<-u0.0]``."""
+    if len(funcs) == 1:
+        return signatures[0]
+    where = {v: f"x{j}" for j, v in enumerate(inputs)}
+    parts = []
+    for k, (f, sig) in enumerate(zip(funcs, signatures)):
+        refs = ",".join(where.get(v, "c") for v in f.inputs)
+        parts.append(f"{sig}<-{refs}")
+        for o, v in enumerate(f.outputs):
+            where[v] = f"u{k}.{o}"
+    return "unit[" + ";".join(parts) + "]"
