@@ -55,12 +55,17 @@ def fused_units(exported, optimized, n_funcs):
 
 
 class GraphIndex:
-    """Who produces and who reads each variable of a function list (for unit boundaries)."""
+    """Who produces and who reads each variable of a function list (a graph or a part of one).
+
+    A variable is fed at run time (an activation) when it is one of the graph's ``inputs`` or
+    some function computes it (inside the list or outside it); every other variable the
+    functions read (a parameter, a constant) is a constant of the unit that reads it.
+    """
 
     def __init__(self, funcs, inputs, outputs):
         self.funcs = funcs
         self.inputs = set(inputs)
-        self.outputs = set(outputs)
+        self.outputs = list(outputs)
         self.producer = {}
         self.readers = defaultdict(set)
         for i, f in enumerate(funcs):
@@ -69,22 +74,49 @@ class GraphIndex:
             for v in f.inputs:
                 self.readers[v].add(i)
 
+    def is_activation(self, v):
+        return v in self.inputs or v in self.producer or v.parent is not None
+
+    def inputs_of_graph(self):
+        """The activations the functions read and do not compute (first-use order)."""
+        seen, found = set(), []
+        for f in self.funcs:
+            for v in f.inputs:
+                if v not in seen and v not in self.producer and self.is_activation(v):
+                    seen.add(v)
+                    found.append(v)
+        return found
+
+    def outputs_of_graph(self):
+        """The given outputs, then what the functions compute and none of them reads."""
+        found = list(self.outputs)
+        known = set(found)
+        for f in self.funcs:
+            for v in f.outputs:
+                if v not in known and not self.readers.get(v):
+                    known.add(v)
+                    found.append(v)
+        return found
+
     def boundary(self, unit):
-        """``(inputs, outputs)`` of the unit (a list of function indices): the variables it reads
-        that the graph's inputs or other units provide (parameters excluded), and the variables
-        it produces that other units read or the graph returns (both in first-use order)."""
+        """``(inputs, outputs)`` of the unit (a list of function indices): the activations it reads
+        and does not compute, and the variables it computes that other functions read, the graph
+        returns or nothing reads (both in first-use order)."""
         members = set(unit)
         ins, outs, seen = [], [], set()
         for i in unit:
             for v in self.funcs[i].inputs:
                 if v in seen:
                     continue
-                if v in self.inputs or (v in self.producer and self.producer[v] not in members):
+                inside = v in self.producer and self.producer[v] in members
+                if not inside and self.is_activation(v):
                     seen.add(v)
                     ins.append(v)
+        returned = set(self.outputs)
         for i in unit:
             for v in self.funcs[i].outputs:
-                if v in self.outputs or self.readers.get(v, set()) - members:
+                readers = self.readers.get(v, set())
+                if v in returned or not readers or readers - members:
                     outs.append(v)
         return ins, outs
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ...checks import check_int, check_one_of
+from ...checks import check_bool, check_int, check_one_of
 from ...constants import ONNX_OPSET, ORT_OPTIMIZATION_LEVELS
 from ...errors import BackendUnavailableError, MeasurementError, UnsupportedOperationError
 from ..device import _cpu_name, _gpu_name
@@ -111,6 +111,8 @@ class OrtBackend(MeasuringBackend):
         device_id: the GPU index for ``cuda`` / ``tensorrt`` (ignored on ``cpu``).
         type_config: ``float`` only (the exporter writes float32 graphs).
         seed: seed of the random inputs.
+        fuse: measure the runtime's fused kernels as units (True, the default); False measures
+            every nnabla function alone (the naive per-function sum, for comparison).
 
     Raises:
         BackendUnavailableError: onnx / onnxruntime are not installed, or the provider is not
@@ -121,7 +123,7 @@ class OrtBackend(MeasuringBackend):
     name = "onnxruntime"
 
     def __init__(self, provider="cpu", threads=1, optimization="all", device_id=0, type_config="float",
-                 seed=0):
+                 seed=0, fuse=True):
         self.ort = import_onnxruntime()
         self.onnx = import_onnx()
         self.provider = resolve_provider(provider, self.ort)
@@ -130,6 +132,7 @@ class OrtBackend(MeasuringBackend):
         self.device_id = check_int("device_id", device_id, low=0)
         self.type_config = check_one_of("type_config", type_config, ("float",))
         self.seed = check_int("seed", seed, low=0)
+        self.fuse = check_bool("fuse", fuse)
         self.opset = ONNX_OPSET
         self._on_gpu = self.provider != "CPUExecutionProvider"
 
@@ -143,7 +146,8 @@ class OrtBackend(MeasuringBackend):
     @property
     def settings(self):
         return {"backend": self.name, "provider": self.provider, "threads": self.threads,
-                "optimization": self.optimization, "device_id": self.device_id, "opset": self.opset}
+                "optimization": self.optimization, "device_id": self.device_id, "opset": self.opset,
+                "fuse": self.fuse}
 
     # -- sessions ---------------------------------------------------------------------------
     def _options(self, optimized_path=None):
@@ -207,7 +211,10 @@ class OrtBackend(MeasuringBackend):
 
     # -- the backend contract ----------------------------------------------------------------
     def units(self, funcs, inputs, outputs):
-        """The runtime's fused kernels: from the graph it optimizes (:func:`.fusion.fused_units`)."""
+        """The runtime's fused kernels: from the graph it optimizes (:func:`.fusion.fused_units`);
+        one function each with ``fuse=False``."""
+        if not self.fuse:
+            return [[i] for i in range(len(funcs))]
         if not funcs:
             return []
         exported = export(funcs, inputs, outputs, opset=self.opset)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from nas_hw.errors import UnsupportedOperationError
-from nas_hw.measure.backends.onnx_export import CONVERTERS, export, replicated, unsupported
+from nas_hw.measure.backends.onnx_export import export, replicated, unsupported
+from nas_hw.measure.backends.onnx_ops import CONVERTERS
 from tests.measure.backends.onnx_util import build, requires_onnx
 
 pytestmark = requires_onnx

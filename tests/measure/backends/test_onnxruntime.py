@@ -169,3 +169,21 @@ def test_graph_index_boundaries():
     assert len(ins) == 2 and outs == [y]
     ins, outs = index.boundary([relu])
     assert ins == xs and outs == list(funcs[relu].outputs)
+
+
+def test_plan_signs_single_functions_as_before_and_fused_units_with_their_wiring(ort_backend):
+    from nas_hw.measure.backends.nnabla import NnablaBackend
+    from nas_hw.measure.backends.units import plan_units
+    from nas_hw.measure.signature import function_signature
+
+    xs, y, funcs = build(lambda x: F.add2(conv_bn(x, 8, F.relu), x), [X])
+    single = plan_units(NnablaBackend(), funcs, xs, [y])
+    assert [u.signature for u in single] == [function_signature(f) for f in funcs]
+    assert [u.name for u in single] == ["0:Convolution", "1:BatchNormalization", "2:ReLU", "3:Add2"]
+    fused = plan_units(make_backend("onnxruntime", optimization="extended"), funcs, xs, [y], prefix="outside/",
+                       shapes={xs[0]: (4, 8, 8, 8)})
+    assert [u.name for u in fused] == ["outside/0:Convolution+BatchNormalization+ReLU", "outside/3:Add2"]
+    conv = fused[0]
+    assert conv.signature.startswith("unit[fn:Convolution|") and "<-x0,c;fn:BatchNormalization" in conv.signature
+    assert "in=4x8x8x8" in conv.signature and conv.input_shapes == ((4, 8, 8, 8),)
+    assert len(fused[1].inputs) == 2 and fused[1].outputs == (y,)
