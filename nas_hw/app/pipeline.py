@@ -34,6 +34,7 @@ from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import config_error_line
 from .reference import finish_run
 from ..estimators.calibrated import Calibrator
+from ..measure.backends import make_backend
 from ..measure.store import LatencyCache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
@@ -107,6 +108,25 @@ def deploy_input_shape(table_cfg, dataset):
     return shape
 
 
+def build_backend(backend_cfg, device):
+    """The measuring backend of the ``backend`` group: ``"nnabla"`` (the estimators then time on
+    ``device``) or an ONNX Runtime backend (its GPU index is the device's).
+
+    Raises:
+        ConfigInputError: ``backend.<key> ...`` naming a refused value.
+        BackendUnavailableError: the onnx extra or the provider is missing here.
+    """
+    name = "nnabla" if backend_cfg is None else backend_cfg.name
+    if name == "nnabla":
+        return name
+    options = dict(provider=backend_cfg.provider, threads=backend_cfg.threads,
+                   optimization=backend_cfg.optimization, device_id=device.device_id)
+    try:
+        return make_backend(name, **options)
+    except (ValueError, TypeError) as err:
+        raise config_error("backend", err, ["name"] + list(options)) from err
+
+
 def build_callbacks(callbacks_cfg):
     """A :class:`~nas_hw.nas.callbacks.CallbackList` from the ``callbacks`` dict of named
     ``_target_`` entries (a ``null`` entry is skipped, so ``callbacks.csv=null`` removes one)."""
@@ -152,9 +172,10 @@ def setup(cfg):
                       n_classes=int(dataset.n_classes), seed=int(cfg.seed))
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
+    backend = build_backend(OmegaConf.select(cfg, "backend"), device)
     cache = LatencyCache(cfg.cache.path)
     kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
-                  cache=cache, batch_size=shape[0])
+                  cache=cache, batch_size=shape[0], backend=backend)
     try:
         estimator = _call(make_estimator, "estimator", **kwargs)
         if cfg.table.stored:  # read what `nas-hw profile` stored, offline: nothing can be measured
@@ -366,7 +387,7 @@ def _search(plan, started):
     if not cfg.table.stored:
         true_latency_ms = measure_network_latency_ms(model.derive(choices), s.deploy_shape,
                                                      s.device.ext_name, s.device.device_id,
-                                                     n_run=int(s.estimator.n_run))
+                                                     n_run=int(s.estimator.n_run), backend=s.estimator.backend)
     retrain_start = time.perf_counter()
     retrained = None
     retrainer, penalty = plan.retrainer, plan.penalty
@@ -385,6 +406,7 @@ def _search(plan, started):
         "latency_weight": None if penalty is None else penalty.weight,
         "deploy_input_shape": list(s.deploy_shape),
         "ext_name": s.device.ext_name,
+        "backend": s.estimator.backend.name,
         "derived": "the argmax architecture after the last search epoch (what was retrained)",
         "choices": list(choices),
         "candidates": arch.get("candidates"),

@@ -3,18 +3,21 @@ isolated timing of one nnabla function."""
 import logging
 import math
 from dataclasses import dataclass
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Tuple
 
 import nnabla as nn
 import nnabla.function as function_classes
-import nnabla.functions as F
 
 from ..checks import check_batch_size, check_one_of
 from ..constants import ON_ERROR, unit_name
 from ..errors import MeasurementError, MissingMeasurementsError
+from ..measure.backends import make_backend
+from ..measure.backends.nnabla import NnablaBackend
+from ..measure.backends.fusion import graph_inputs
+from ..measure.backends.units import plan_units
 from ..measure.device import Device, current_device
 from ..measure.signature import function_signature, variable_dtype, with_batch
-from ..measure.store import open_cache
+from ..measure.store import noop_stats, open_cache
 from ..measure.timing import TimedSettings
 from .base import Estimator
 from .memo import EstimateMemo
@@ -23,12 +26,16 @@ logger = logging.getLogger(__name__)
 
 
 class LayerCost(NamedTuple):
-    """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``."""
+    """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``.
+    ``functions``: on a fusing backend, the positions in the graph's function list of the
+    functions the unit (a fused kernel) runs; empty on nnabla (one entry per function, in
+    order) and for a module."""
 
     name: str
     signature: str
     latency: float
     noop: bool = False
+    functions: Tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,17 @@ class LayerEstimator(TimedSettings, Estimator):
             not averaged in). ``None`` (default): no limit.
         timer: the measuring seam, a callable like :func:`nas_hw.measure.timing.measure`
             (tests pass a fake one); ``None``: real timing.
+        backend: where layers are timed: ``"nnabla"`` (default: nnabla's kernels on the device
+            above), ``"onnxruntime"`` (exported to ONNX, timed on ONNX Runtime's CPU provider, one
+            thread, units = the runtime's fused kernels; the ``onnx`` extra), or a backend built
+            with :func:`nas_hw.measure.backends.make_backend` (``provider``, ``threads``...).
+            Its fingerprint keys the cache, so rows of different backends never mix.
     """
 
     def __init__(self, device_id=None, ext_name=None, n_run=100, max_measure_execution_time=1,
                  time_scale="m", n_warmup=10, outlier=0.0, cache=None, batch_size=1,
-                 on_error="raise", fingerprint=None, type_config="float", run_timeout=None, timer=None):
+                 on_error="raise", fingerprint=None, type_config="float", run_timeout=None, timer=None,
+                 backend="nnabla"):
         current = current_device()
         self.device = Device(current.ext_name if ext_name is None else ext_name,
                              current.device_id if device_id is None else device_id, type_config)
@@ -77,7 +90,9 @@ class LayerEstimator(TimedSettings, Estimator):
         self.batch_size = check_batch_size(batch_size)
         self.on_error = check_one_of("on_error", on_error, ON_ERROR)
         self.ctx = self.device.context
-        self.device_fingerprint = self.device.fingerprint
+        self.backend = NnablaBackend(device=self.device) if backend == "nnabla" else make_backend(backend)
+        self._unit_groups = {}  # structure of a graph -> its units (a fusing backend's analysis)
+        self.device_fingerprint = self.backend.fingerprint
         if fingerprint is None:
             self.fingerprint_key = self.device_fingerprint.key
         else:
@@ -119,9 +134,12 @@ class LayerEstimator(TimedSettings, Estimator):
 
     @property
     def settings(self):
-        return {"n_run": self.n_run, "n_warmup": self.n_warmup, "outlier": self.outlier,
-                "max_measure_execution_time": self.max_measure_execution_time,
-                "estimator": type(self).__name__}
+        settings = {"n_run": self.n_run, "n_warmup": self.n_warmup, "outlier": self.outlier,
+                    "max_measure_execution_time": self.max_measure_execution_time,
+                    "estimator": type(self).__name__}
+        if self.backend.name != "nnabla":  # nnabla rows keep the settings they always had
+            settings.update(self.backend.settings)
+        return settings
 
     def reset(self):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
@@ -142,7 +160,7 @@ class LayerEstimator(TimedSettings, Estimator):
 
     # -- measuring --------------------------------------------------------------------
     def _sync(self):
-        self.device.sync()
+        self.backend.sync()
 
     def _begin(self):
         self.breakdown, self.failures, self._missing = [], [], []
@@ -187,24 +205,19 @@ class LayerEstimator(TimedSettings, Estimator):
         return float(total)
 
     def _measure_function(self, func, shapes):
-        """Times one nnabla function alone on fresh zeroed inputs of ``shapes`` (forward only).
+        """Times one nnabla function alone on fresh zeroed inputs of ``shapes`` (every input,
+        parameters included), forward only, on the nnabla backend (see
+        :mod:`nas_hw.measure.backends.nnabla`)."""
+        return self._measure_unit([func], list(func.inputs), list(func.outputs), shapes)
 
-        The function runs through the graph engine (``Variable.forward``), the path a network's
-        forward takes (and the one :class:`LatencyEstimator` times modules with): calling
-        ``Function.forward`` directly costs more for some functions (about 2x for an inference
-        ``BatchNormalization`` on CPU), which made the two estimators disagree.
-        """
+    def _measure_unit(self, funcs, inputs, outputs, input_shapes):
+        """The measuring callable of one unit (the cache calls it on a miss): the backend prepares
+        it, :meth:`_time` times it; a unit the runtime runs nothing for is a flagged no-op."""
         def run():
-            with nn.context_scope(self.ctx), nn.auto_forward(False):
-                inputs = [nn.Variable(s, need_grad=False) for s in shapes]
-                for v in inputs:
-                    v.data.zero()
-                fn = getattr(function_classes, func.info.type_name)(self.ctx, **func.info.args)
-                outs = fn(*inputs)
-                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-                sink = outs[0] if len(outs) == 1 else F.sink(*outs)
-                stats = self._time(lambda: sink.forward(clear_no_need_grad=True))
-            return stats, False
+            prepared = self.backend.prepare_functions(funcs, inputs, outputs, input_shapes)
+            if prepared.noop:
+                return noop_stats(), True
+            return prepared.adjust(self._time(prepared.run)), False
         return self._guard(run)
 
     @staticmethod
@@ -227,11 +240,16 @@ class LayerEstimator(TimedSettings, Estimator):
             return stats, noop
         return wrapped
 
-    def _function_costs(self, funcs, batch_leaves, prefix=""):
+    def _function_costs(self, funcs, batch_leaves, prefix="", inputs=None):
         """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables whose first axis
         becomes ``batch_size``. The new shapes of everything computed from them are found by
         setting each function up again on the new input shapes (so an output whose batch is not
-        on the first axis, such as a ``Stack`` of branches, gets its true shape)."""
+        on the first axis, such as a ``Stack`` of branches, gets its true shape).
+
+        On the nnabla backend every function is a unit; a fusing backend's units are costed by
+        :meth:`_unit_costs` (``inputs``: the graph's inputs, default ``batch_leaves``)."""
+        if not self.backend.single_function_units:
+            return self._unit_costs(funcs, batch_leaves, prefix, inputs)
         new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
         signatures = self._signatures
         total = 0.0
@@ -264,6 +282,44 @@ class LayerEstimator(TimedSettings, Estimator):
             cost = self._cost(name, sig, self._measure_function(f, shapes))
             if cost is not None:
                 total += cost
+        return total
+
+    def _unit_costs(self, funcs, batch_leaves, prefix, inputs=None):
+        """Sums the cost of the backend's units of ``funcs`` (each measured once, then cached),
+        at ``batch_size``; ``inputs``: the graph's inputs (default: its leaves that are not
+        registered parameters; variables computed outside ``funcs`` are inputs too)."""
+        if inputs is None:
+            inputs = graph_inputs(funcs)
+        new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
+        signatures = []
+        for i, f in enumerate(funcs):
+            shapes = tuple(tuple(new_shapes.get(v, v.shape)) for v in f.inputs)
+            dtypes = tuple(variable_dtype(v) for v in f.inputs)
+            key = (f.info.type_name, repr(f.info.args), shapes, dtypes)
+            sig = self._signatures.get(key)
+            if sig is None:
+                sig = self._signatures[key] = function_signature(f, shapes, dtypes)
+            signatures.append(sig)
+            if new_shapes and any(v in new_shapes for v in f.inputs):
+                try:
+                    new_shapes.update(zip(f.outputs, self._output_shapes(f, shapes)))
+                except MeasurementError as err:
+                    raise MeasurementError(f"cannot set layer {prefix}{i}:{f.info.type_name} ({sig}) up at "
+                                           f"batch_size={self.batch_size}: {err}", layer=f"{prefix}{i}",
+                                           signature=sig) from err
+        try:
+            units = plan_units(self.backend, funcs, inputs, [], signatures, new_shapes, prefix,
+                               groups_memo=self._unit_groups)
+        except MeasurementError as err:
+            self._fail(f"{prefix}graph", "", err)
+            return 0.0
+        total = 0.0
+        for u in units:
+            cost = self._cost(u.name, u.signature,
+                              self._measure_unit(list(u.funcs), list(u.inputs), list(u.outputs), list(u.input_shapes)))
+            if cost is not None:
+                total += cost
+                self.breakdown[-1] = self.breakdown[-1]._replace(functions=tuple(u.indices))
         return total
 
     def _output_shapes(self, func, shapes):

@@ -13,10 +13,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..checks import check_time_scale
-from ..constants import time_factor
+from ..constants import BACKENDS, time_factor
 from ..errors import MeasurementError
 from ..estimators.layer import LayerEstimator
 from ..estimators.params import parameter_bytes
+from ..measure.backends import backend_from_settings
 from .choices import argmax_choices, find_choice_points, fixed_choices, group_alphas
 
 logger = logging.getLogger(__name__)
@@ -80,10 +81,13 @@ class CandidateTable:
         names: choice point names; ``candidate_names`` the candidates' class names.
         unit: the latency unit ('m', 'u', 'n' as the estimator's ``time_scale``).
         fingerprint: the device the latencies were measured on.
+        backend: the measuring backend the latencies come from (the estimator's; a table read
+            back gets one built from the settings it was saved with): whole networks derived
+            from the table are measured on it too.
     """
 
     def __init__(self, costs, fixed, groups, names, candidate_names, unit="m", fingerprint="",
-                 space_key="", input_shape=None):
+                 space_key="", input_shape=None, backend="nnabla"):
         check_time_scale(unit, "unit")
         self.costs = _check_costs(costs)
         self.fixed = _check_fixed(fixed, self.costs)
@@ -107,6 +111,11 @@ class CandidateTable:
         self.fingerprint = fingerprint
         self.space_key = space_key
         self.input_shape = None if input_shape is None else tuple(input_shape)
+        name = backend.get("backend") if isinstance(backend, dict) else getattr(backend, "name", backend)
+        if name not in BACKENDS:
+            raise ValueError(f"backend must name one of {BACKENDS} (a name, a backend or its settings), "
+                             f"got {backend!r}")
+        self._backend = backend
         self._points = None
         self._alphas = None
         self._group_costs = {}
@@ -161,7 +170,7 @@ class CandidateTable:
                     [[type(c).__name__ for c in cp.candidates] for cp in points],
                     unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
                     space_key=space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__),
-                    input_shape=net_shapes[0] if net_shapes else None)
+                    input_shape=net_shapes[0] if net_shapes else None, backend=estimator.backend)
         table._bind_points(points)
         return table
 
@@ -308,11 +317,20 @@ class CandidateTable:
         return table
 
     # -- persistence --------------------------------------------------------------------
+    @property
+    def backend(self):
+        """The measuring backend (a name, or built on first use from the settings saved with it)."""
+        if isinstance(self._backend, dict):
+            self._backend = backend_from_settings(self._backend)
+        return self._backend
+
     def to_dict(self):
+        backend = self._backend if isinstance(self._backend, (str, dict)) else self._backend.settings
         return {"format": TABLE_FORMAT, "unit": self.unit, "fingerprint": self.fingerprint,
                 "space_key": self.space_key, "input_shape": self.input_shape,
                 "groups": self.groups, "names": self.names, "candidate_names": self.candidate_names,
-                "fixed": self.fixed, "costs": {k: [c.tolist() for c in v] for k, v in self.costs.items()}}
+                "fixed": self.fixed, "costs": {k: [c.tolist() for c in v] for k, v in self.costs.items()},
+                "backend": backend}
 
     @classmethod
     def from_dict(cls, d):
@@ -329,7 +347,8 @@ class CandidateTable:
         if missing:
             raise ValueError(f"candidate table is missing field(s) {missing}")
         return cls(d["costs"], d["fixed"], d["groups"], d["names"], d["candidate_names"], d["unit"],
-                   d["fingerprint"], d["space_key"], d.get("input_shape"))
+                   d["fingerprint"], d["space_key"], d.get("input_shape"),
+                   d.get("backend") or "nnabla")
 
     def save(self, path):
         tmp = f"{path}.tmp{os.getpid()}"

@@ -39,4 +39,29 @@ def make_backend(backend="nnabla", **options):
     return cls(**options)
 
 
-__all__ = ["MeasuringBackend", "Prepared", "make_backend"]
+def backend_from_settings(settings):
+    """The backend a table or report saved as ``settings`` (a backend's ``settings`` dict, or a
+    bare name): ``"nnabla"`` stays a name (the estimator's device decides), anything else is
+    built again with the options it was saved with.
+
+    Raises:
+        ValueError: ``settings`` names no backend.
+        BackendUnavailableError: the backend cannot be built here.
+    """
+    if isinstance(settings, str):
+        name, options = settings, {}
+    elif isinstance(settings, dict) and "backend" in settings:
+        name, options = settings["backend"], {k: v for k, v in settings.items() if k != "backend"}
+    else:
+        raise ValueError(f"backend settings must be a backend name or a dict with a 'backend' key, got {settings!r}")
+    check_one_of("backend", name, BACKENDS)
+    if name == "nnabla":
+        return name
+    from .onnxruntime import OrtBackend
+    import inspect
+
+    allowed = set(inspect.signature(OrtBackend.__init__).parameters) - {"self"}
+    return make_backend(name, **{k: v for k, v in options.items() if k in allowed})
+
+
+__all__ = ["MeasuringBackend", "Prepared", "backend_from_settings", "make_backend"]

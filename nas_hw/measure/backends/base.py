@@ -27,22 +27,29 @@ class Prepared:
             its cost is exactly zero and it is stored flagged as such; ``run`` is ``None``.
         copies: how many copies of the unit one ``run`` executes side by side (a backend whose
             per-call cost is large against a small unit runs several, so that the call is paid
-            once for all of them); :meth:`adjust` turns a run's statistics into one copy's.
-        n_kernels: kernels the runtime runs for one copy, where the backend can tell (else ``None``).
+            once for all of them).
+        share: the part of a run's time that is the unit's own work, in (0, 1]: a unit run
+            alone may need work it never needs inside a network (ONNX Runtime converts its
+            inputs and outputs to and from a blocked layout), measured by the backend.
+        n_kernels: the compute kernels the runtime runs for one copy, where the backend can
+            tell (else ``None``).
+
+    :meth:`adjust` turns a run's statistics into one copy's own work (times ``share / copies``).
     """
 
     run: Optional[Callable[[], object]] = None
     noop: bool = False
     copies: int = 1
+    share: float = 1.0
     n_kernels: Optional[int] = None
 
     def adjust(self, stats):
-        """``stats`` (TimingStats, seconds, of one ``run``) as the statistics of one copy."""
-        if self.copies == 1:
+        """``stats`` (TimingStats, seconds, of one ``run``) as the statistics of one copy's own work."""
+        if self.copies == 1 and self.share == 1.0:
             return stats
-        k = float(self.copies)
-        return replace(stats, mean=stats.mean / k, median=stats.median / k, std=stats.std / k,
-                       min=stats.min / k, value=None if stats.value is None else stats.value / k)
+        k = self.share / self.copies
+        return replace(stats, mean=stats.mean * k, median=stats.median * k, std=stats.std * k,
+                       min=stats.min * k, value=None if stats.value is None else stats.value * k)
 
 
 class MeasuringBackend:
@@ -50,6 +57,9 @@ class MeasuringBackend:
 
     #: the backend's name, one of :data:`nas_hw.constants.BACKENDS`
     name = None
+    #: every unit is one function, and :meth:`prepare_functions` takes every input of it
+    #: (parameters included) as an input: estimators may sign and measure function by function
+    single_function_units = False
 
     @property
     def fingerprint(self):
@@ -88,5 +98,5 @@ class MeasuringBackend:
 
     def prepare_network(self, output, inputs=None):
         """A :class:`Prepared` running the whole graph ending in ``output``; ``inputs`` are its
-        input Variables (default: every leaf that is neither a parameter nor needs a gradient)."""
+        input Variables (default: every leaf that is not a registered parameter)."""
         raise NotImplementedError

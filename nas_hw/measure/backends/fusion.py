@@ -54,6 +54,22 @@ def fused_units(exported, optimized, n_funcs):
     return sorted(groups.values())
 
 
+def graph_inputs(funcs):
+    """The leaf variables of ``funcs`` that are not registered parameters: what a graph is fed
+    at run time (a parameter becomes a constant of the exported model, which lets the runtime
+    fold a batch normalization into the convolution before it, as it would in deployment)."""
+    import nnabla as nn
+
+    params = set(nn.get_parameters(grad_only=False).values())
+    seen, found = set(), []
+    for f in funcs:
+        for v in f.inputs:
+            if v.parent is None and v not in params and v not in seen:
+                seen.add(v)
+                found.append(v)
+    return found
+
+
 class GraphIndex:
     """Who produces and who reads each variable of a function list (a graph or a part of one).
 

@@ -40,6 +40,7 @@ class NnablaBackend(MeasuringBackend):
     """
 
     name = "nnabla"
+    single_function_units = True
 
     def __init__(self, ext_name="cpu", device_id=0, type_config="float", device=None):
         self.device = device if device is not None else Device(ext_name, device_id, type_config)

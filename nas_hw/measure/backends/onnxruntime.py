@@ -14,8 +14,15 @@ How things are timed:
   enough to make a run last about :data:`UNIT_RUN_S`), and its statistics are those of one
   copy: the runtime's fixed cost of a call (a few microseconds, as much as a small kernel) is
   paid once per network, not once per kernel, so it must not be paid once per unit either;
+- at the ``all`` level the runtime runs convolutions and pooling in a blocked channel layout
+  (NCHWc): inside a network, tensors stay blocked from one kernel to the next, but a unit run
+  alone converts its inputs and outputs (``ReorderInput`` / ``ReorderOutput`` kernels), which
+  can cost as much as the unit itself at small sizes. The runtime's own profiler says which
+  share of the unit's run those conversions take (a few profiled runs per unit), and that share
+  is taken off;
 - a unit whose optimized graph runs nothing (folded constants, an identity) is a no-op.
 """
+import json
 import logging
 import math
 import os
@@ -30,10 +37,10 @@ from ...checks import check_bool, check_int, check_one_of
 from ...constants import ONNX_OPSET, ORT_OPTIMIZATION_LEVELS
 from ...errors import BackendUnavailableError, MeasurementError, UnsupportedOperationError
 from ..device import _cpu_name, _gpu_name
-from ..graph import functions_between, functions_of, non_parameter_leaves
+from ..graph import functions_between, functions_of
 from .base import MeasuringBackend, Prepared
 from .extras import import_onnx, import_onnxruntime
-from .fusion import fused_units
+from .fusion import fused_units, graph_inputs
 from .onnx_export import export, replicated
 
 logger = logging.getLogger(__name__)
@@ -47,6 +54,10 @@ EXPORTER_VERSION = 1
 MAX_COPIES = 8
 #: A unit gets enough copies for one timed call to last about this long (seconds).
 UNIT_RUN_S = 1e-3
+#: Kernels converting to and from the blocked layout, needed by a unit alone, not in a network.
+LAYOUT_OPS = ("ReorderInput", "ReorderOutput")
+#: Profiled runs of a unit are enough to last about this long (seconds), within [10, 100] runs.
+PROFILE_S = 0.05
 #: The layout transformation renames every tensor it touches (and converts nodes one for one):
 #: the fusion analysis runs without it, so the optimized graph keeps the exported names.
 _RENAMING_OPTIMIZERS = ("NchwcTransformer",)
@@ -163,14 +174,18 @@ class OrtBackend(MeasuringBackend):
             so.optimized_model_filepath = optimized_path
         return so
 
+    def _providers(self):
+        if not self._on_gpu:
+            return [self.provider]
+        return [(self.provider, {"device_id": self.device_id}), "CPUExecutionProvider"]
+
     def session(self, exported, optimized_path=None, disabled_optimizers=()):
         """An ``InferenceSession`` of ``exported``; a model the runtime refuses raises an error
         naming the nnabla functions behind the nodes it names."""
-        providers = [self.provider] if not self._on_gpu else [
-            (self.provider, {"device_id": self.device_id}), "CPUExecutionProvider"]
         try:
             return self.ort.InferenceSession(exported.serialized(), self._options(optimized_path),
-                                             providers=providers, disabled_optimizers=list(disabled_optimizers))
+                                             providers=self._providers(),
+                                             disabled_optimizers=list(disabled_optimizers))
         except Exception as err:
             raise _runtime_error(err, exported, "load") from err
 
@@ -227,15 +242,48 @@ class OrtBackend(MeasuringBackend):
 
     def _prepare_unit(self, exported):
         sess, optimized = self._optimized(exported)
-        n_kernels = len(optimized.graph.node)
+        layout = sum(1 for node in optimized.graph.node if node.op_type in LAYOUT_OPS)
+        n_kernels = len(optimized.graph.node) - layout
         if n_kernels == 0:
             return Prepared(noop=True, n_kernels=0)
         run = self._bound_run(sess, exported)
-        copies = _copies(run)
+        one_run_s = _fastest(run)
+        copies = int(min(MAX_COPIES, max(1, math.ceil(UNIT_RUN_S / max(one_run_s, 1e-9)))))
+        many = replicated(exported, copies)
         if copies > 1:
-            many = replicated(exported, copies)
             run = self._bound_run(self.session(many), many)
-        return Prepared(run, copies=copies, n_kernels=n_kernels)
+        share = 1.0
+        if layout:
+            n = int(min(100, max(10, math.ceil(PROFILE_S / max(one_run_s * copies, 1e-9)))))
+            share = 1.0 - self._layout_share(many, n)
+        return Prepared(run, copies=copies, share=share, n_kernels=n_kernels)
+
+    def _layout_share(self, exported, n_runs):
+        """The share of ``exported``'s kernel time the runtime's profiler gives to layout
+        conversions, over ``n_runs`` profiled runs."""
+        tmp = tempfile.mkdtemp(prefix="nas_hw_ort_")
+        try:
+            so = self._options()
+            so.enable_profiling = True
+            so.profile_file_prefix = os.path.join(tmp, "profile")
+            sess = self.ort.InferenceSession(exported.serialized(), so, providers=self._providers())
+            run = self._bound_run(sess, exported)
+            for _ in range(n_runs):
+                run()
+            with open(sess.end_profiling()) as f:
+                events = json.load(f)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        total = layout = 0
+        for e in events:
+            if e.get("cat") == "Node" and str(e.get("name", "")).endswith("_kernel_time"):
+                total += e.get("dur", 0)
+                if e.get("args", {}).get("op_name") in LAYOUT_OPS:
+                    layout += e.get("dur", 0)
+        if total <= 0:
+            raise MeasurementError("onnxruntime's profile of the unit holds no kernel time, so the share of "
+                                   "its layout conversions cannot be taken off")
+        return min(layout / total, 0.95)
 
     def prepare_module(self, module, input_shapes):
         import nnabla as nn
@@ -256,7 +304,7 @@ class OrtBackend(MeasuringBackend):
 
     def prepare_network(self, output, inputs=None):
         funcs = functions_of(output)
-        inputs = non_parameter_leaves(funcs) if inputs is None else list(inputs)
+        inputs = graph_inputs(funcs) if inputs is None else list(inputs)
         exported = export(funcs, inputs, [output], opset=self.opset)
         rng = np.random.default_rng(self.seed)
         feeds = {name: (np.asarray(v.d, dtype=np.float32) if v.data.modification_count
@@ -265,16 +313,15 @@ class OrtBackend(MeasuringBackend):
         return Prepared(self._bound_run(self.session(exported), exported, feeds), n_kernels=None)
 
 
-def _copies(run):
-    """Copies of a unit that make one timed call last about :data:`UNIT_RUN_S` (1 to
-    :data:`MAX_COPIES`), from the fastest of a few runs of one copy."""
+def _fastest(run):
+    """The fastest of a few runs (seconds), the first (which allocates) left out."""
     best = float("inf")
     for i in range(5):
         t0 = time.perf_counter()
         run()
-        if i:  # the first run allocates
+        if i:
             best = min(best, time.perf_counter() - t0)
-    return int(min(MAX_COPIES, max(1, math.ceil(UNIT_RUN_S / max(best, 1e-9)))))
+    return best
 
 
 def _runtime_error(err, exported, what):

@@ -34,7 +34,7 @@ class Unit:
     name: str
 
 
-def plan_units(backend, funcs, inputs, outputs, signatures=None, shapes=None, prefix=""):
+def plan_units(backend, funcs, inputs, outputs, signatures=None, shapes=None, prefix="", groups_memo=None):
     """The units ``backend`` measures for the functions ``funcs`` of a graph.
 
     Args:
@@ -46,6 +46,8 @@ def plan_units(backend, funcs, inputs, outputs, signatures=None, shapes=None, pr
         shapes: ``{variable: shape}`` overriding the shapes of activations (a batch axis set);
             variables not in it keep their own.
         prefix: put before every unit's name.
+        groups_memo: a dict remembering the backend's grouping per graph structure (the
+            functions' signatures and wiring): a graph seen before is not analysed again.
 
     Returns:
         A list of :class:`Unit`, in graph order.
@@ -54,8 +56,18 @@ def plan_units(backend, funcs, inputs, outputs, signatures=None, shapes=None, pr
     if signatures is None:
         signatures = [function_signature(f, [shapes.get(v, v.shape) for v in f.inputs]) for f in funcs]
     index = GraphIndex(funcs, inputs, outputs)
+    graph_inputs, graph_outputs = index.inputs_of_graph(), index.outputs_of_graph()
+    key = None
+    if groups_memo is not None:
+        key = (unit_signature(signatures, funcs, graph_inputs) if len(funcs) != 1 else signatures[0],
+               len(graph_outputs))
+        groups = groups_memo.get(key)
+    if key is None or groups is None:
+        groups = backend.units(funcs, graph_inputs, graph_outputs)
+        if key is not None:
+            groups_memo[key] = groups
     units = []
-    for group in backend.units(funcs, list(index.inputs_of_graph()), list(index.outputs_of_graph())):
+    for group in groups:
         members = [funcs[i] for i in group]
         ins, outs = index.boundary(group)
         sig = unit_signature([signatures[i] for i in group], members, ins)

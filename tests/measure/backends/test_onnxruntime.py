@@ -77,6 +77,17 @@ def test_a_fused_unit_runs_as_one_kernel_and_its_parts_as_several():
     assert [p.n_kernels for p in parts] == [1, 1, 1]
 
 
+def test_a_unit_alone_has_its_layout_conversions_taken_off(ort_backend):
+    """At the 'all' level a convolution alone converts to and from the blocked layout; inside a
+    network it would not: the profiled share of those conversions is taken off."""
+    xs, y, funcs = build(lambda x: conv_bn(x, 16, F.relu), [(1, 16, 16, 16)])
+    unit = ort_backend.prepare_functions(funcs, xs, [y], [(1, 16, 16, 16)])
+    assert unit.n_kernels == 1  # the fused convolution; the reorders are not counted
+    assert 0.05 <= unit.share < 1.0
+    extended = make_backend("onnxruntime", optimization="extended").prepare_functions(funcs, xs, [y], [(1, 16, 16, 16)])
+    assert extended.share == 1.0  # no layout conversion at that level
+
+
 def test_units_of_a_sampled_mobilenet_block_cover_every_function_once(ort_backend):
     def block(x):
         h = conv_bn(x, 16, F.relu6, name="expand")
@@ -109,6 +120,8 @@ def test_copies_are_turned_into_one_copys_statistics():
     one = Prepared(run=lambda: None, copies=4).adjust(stats)
     assert (one.mean, one.median, one.std, one.min, one.value) == pytest.approx((2e-6, 1.5e-6, 1e-6, 1e-6, 1.5e-6))
     assert one.n_kept == 10
+    own = Prepared(run=lambda: None, copies=4, share=0.5).adjust(stats)
+    assert (own.mean, own.median) == pytest.approx((1e-6, 0.75e-6))
     assert Prepared(run=lambda: None).adjust(stats) is stats
 
 
