@@ -13,7 +13,7 @@ from ..constants import ON_ERROR, unit_name
 from ..errors import MeasurementError, MissingMeasurementsError
 from ..measure.backends import make_backend
 from ..measure.backends.nnabla import NnablaBackend
-from ..measure.backends.fusion import graph_inputs
+from ..measure.backends.fusion import GraphIndex, graph_inputs
 from ..measure.backends.units import plan_units
 from ..measure.device import Device, current_device
 from ..measure.signature import function_signature, variable_dtype, with_batch
@@ -290,6 +290,10 @@ class LayerEstimator(TimedSettings, Estimator):
         registered parameters; variables computed outside ``funcs`` are inputs too)."""
         if inputs is None:
             inputs = graph_inputs(funcs)
+        if funcs and not GraphIndex(funcs, inputs, []).inputs_of_graph():
+            # every leaf a constant: the runtime would fold the whole graph away (a silent 0)
+            raise MeasurementError("the graph has no input the runtime is fed: every leaf is a parameter "
+                                   "(registered or needing a gradient); pass inputs=[...] to get_estimation")
         new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
         signatures = []
         for i, f in enumerate(funcs):

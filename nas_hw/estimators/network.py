@@ -59,11 +59,13 @@ class Profiler(TimedSettings, Estimator):
         backend: where the network runs: ``"nnabla"`` (default), ``"onnxruntime"`` (exported to
             ONNX, run on ONNX Runtime; the ``onnx`` extra) or a backend built with
             :func:`nas_hw.measure.backends.make_backend`. Only nnabla times a ``solver``.
+        inputs: the graph's input Variables, for a backend that exports the graph (default:
+            its leaves that are neither registered parameters nor need a gradient).
     """
 
     def __init__(self, graph, device_id=0, ext_name="cpu", solver=None, n_run=100,
                  max_measure_execution_time=1, time_scale="m", n_warmup=10, outlier=0.0,
-                 per_function=True, backend="nnabla"):
+                 per_function=True, backend="nnabla", inputs=None):
         if not isinstance(graph, nn.Variable):
             raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
         self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
@@ -74,6 +76,7 @@ class Profiler(TimedSettings, Estimator):
             raise ValueError(f"solver: training steps are timed on the nnabla backend only, not on "
                              f"{self.backend.name!r}")
         self.solver = solver
+        self.inputs = None if inputs is None else list(inputs)
         self.per_function = per_function
         self.result = {}
 
@@ -103,12 +106,13 @@ class Profiler(TimedSettings, Estimator):
             if not isinstance(graph, nn.Variable):
                 raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
             self.graph = graph
+            self.inputs = None  # the constructor's inputs belong to the constructor's graph
         return self.run()["forward_all"]
 
     def measure_forward(self):
         """Times the whole forward pass on the backend and returns its
         :class:`~nas_hw.measure.timing.TimingStats` (s)."""
-        prepared = self.backend.prepare_network(self.graph)
+        prepared = self.backend.prepare_network(self.graph, self.inputs)
         return prepared.adjust(self._time(prepared.run))
 
     def time_profiling_forward(self):
@@ -137,7 +141,8 @@ class Profiler(TimedSettings, Estimator):
         funcs = functions_of(self.graph)
         factor = scale_factor(self.time_scale)
         stats = []
-        for u in plan_units(self.backend, funcs, graph_inputs(funcs), [self.graph]):
+        inputs = graph_inputs(funcs) if self.inputs is None else self.inputs
+        for u in plan_units(self.backend, funcs, inputs, [self.graph]):
             prepared = self.backend.prepare_functions(list(u.funcs), list(u.inputs), list(u.outputs),
                                                       list(u.input_shapes))
             mean, n = 0.0, 0

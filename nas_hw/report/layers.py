@@ -113,7 +113,7 @@ def build_report(network, estimator, n_run=100, true_latency=None):
                                 n_run=n_run, n_warmup=estimator.n_warmup,
                                 max_measure_execution_time=estimator.max_measure_execution_time,
                                 time_scale=estimator.time_scale, outlier=estimator.outlier,
-                                per_function=False, backend=estimator.backend)
+                                per_function=False, backend=estimator.backend, inputs=network.inputs)
             with nn.context_scope(estimator.ctx):
                 true_latency = profiler.run()["forward_all"]
     param_set = set(params)

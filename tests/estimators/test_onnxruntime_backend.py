@@ -152,3 +152,13 @@ def test_calibration_measures_the_true_latency_on_the_estimators_backend(graph, 
     monkeypatch.setattr(OrtBackend, "prepare_network", lambda self, *a, **k: used.append(self) or original(self, *a, **k))
     assert Calibrator(est, n_run=3, n_warmup=0).measure_true(out) > 0
     assert used == [est.backend]
+
+
+def test_a_graph_whose_input_looks_like_a_parameter_is_refused_not_folded_to_zero():
+    nn.clear_parameters()
+    x = nn.Variable((1, 3, 8, 8), need_grad=True)
+    out = F.relu(PF.convolution(x, 4, (3, 3), name="c"))
+    est = LatencyGraphEstimator(cache=":memory:", backend="onnxruntime", timer=one_ms, **FAST)
+    with pytest.raises(MeasurementError, match="no input the runtime is fed"):
+        est.get_estimation(out)
+    assert est.get_estimation(out, inputs=[x]) > 0  # named explicitly, it is measured

@@ -55,16 +55,17 @@ def fused_units(exported, optimized, n_funcs):
 
 
 def graph_inputs(funcs):
-    """The leaf variables of ``funcs`` that are not registered parameters: what a graph is fed
-    at run time (a parameter becomes a constant of the exported model, which lets the runtime
-    fold a batch normalization into the convolution before it, as it would in deployment)."""
+    """The leaf variables of ``funcs`` that are neither registered parameters nor need a
+    gradient: what a graph is fed at run time. A parameter becomes a constant of the exported
+    model, which lets the runtime fold a batch normalization into the convolution before it, as
+    it would in deployment (pass the inputs explicitly where a graph input needs a gradient)."""
     import nnabla as nn
 
     params = set(nn.get_parameters(grad_only=False).values())
     seen, found = set(), []
     for f in funcs:
         for v in f.inputs:
-            if v.parent is None and v not in params and v not in seen:
+            if v.parent is None and not v.need_grad and v not in params and v not in seen:
                 seen.add(v)
                 found.append(v)
     return found

@@ -146,13 +146,17 @@ class OrtBackend(MeasuringBackend):
         self.fuse = check_bool("fuse", fuse)
         self.opset = ONNX_OPSET
         self._on_gpu = self.provider != "CPUExecutionProvider"
+        self._fingerprint = None
 
     # -- identity -------------------------------------------------------------------------
     @property
     def fingerprint(self):
-        device = _gpu_name(self.device_id) if self._on_gpu else _cpu_name()
-        return OrtFingerprint("onnxruntime", device, self.ort.__version__, self.provider, self.optimization,
-                              f"intra:{self.threads}", self.opset, EXPORTER_VERSION, self.type_config)
+        if self._fingerprint is None:
+            device = _gpu_name(self.device_id) if self._on_gpu else _cpu_name()
+            self._fingerprint = OrtFingerprint("onnxruntime", device, self.ort.__version__, self.provider,
+                                               self.optimization, f"intra:{self.threads}", self.opset,
+                                               EXPORTER_VERSION, self.type_config)
+        return self._fingerprint
 
     @property
     def settings(self):
@@ -305,6 +309,9 @@ class OrtBackend(MeasuringBackend):
     def prepare_network(self, output, inputs=None):
         funcs = functions_of(output)
         inputs = graph_inputs(funcs) if inputs is None else list(inputs)
+        if not inputs:  # every leaf a constant: the runtime would fold the network away (a silent 0)
+            raise MeasurementError("the network has no input the runtime is fed: every leaf is a parameter "
+                                   "(registered or needing a gradient); give its inputs explicitly")
         exported = export(funcs, inputs, [output], opset=self.opset)
         rng = np.random.default_rng(self.seed)
         feeds = {name: (np.asarray(v.d, dtype=np.float32) if v.data.modification_count
