@@ -107,7 +107,7 @@ class LayerEstimator(TimedSettings, Estimator):
         self._output_shape_memo = {}  # (type, args, input shapes) -> output shapes
         # Whole estimates of a graph / an architecture (see EstimateMemo), cleared by reset():
         self._estimates = EstimateMemo()
-        self.cache = open_cache(cache)
+        self.cache = open_cache(cache, readonly=self._offline)  # offline: the file is only read
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
         self._missing: List[str] = []

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from ..checks import check_time_scale
 from ..constants import BACKENDS, time_factor
 from ..errors import MeasurementError
+from ..files import atomic_write
 from ..estimators.layer import LayerEstimator
 from ..estimators.params import parameter_bytes
 from ..measure.backends import backend_from_settings
@@ -351,10 +352,9 @@ class CandidateTable:
                    d.get("backend") or "nnabla")
 
     def save(self, path):
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as fh:
+        """Writes the table as JSON, atomically (never through a link at ``path``)."""
+        with atomic_write(path) as fh:
             json.dump(self.to_dict(), fh, indent=1)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path, model=None):

@@ -12,7 +12,10 @@ function producing it and every function reading it form one unit.
 A unit's signature (:func:`unit_signature`) lists its functions' own signatures and how they
 are wired, so a unit measured once is reused wherever the same fused pattern recurs.
 """
+import hashlib
 from collections import defaultdict
+
+from ...constants import MAX_SIGNATURE_CHARS
 
 
 def fused_units(exported, optimized, n_funcs):
@@ -152,4 +155,9 @@ def unit_signature(signatures, funcs, inputs):
         parts.append(f"{sig}<-{refs}")
         for o, v in enumerate(f.outputs):
             where[v] = f"u{k}.{o}"
-    return "unit[" + ";".join(parts) + "]"
+    full = "unit[" + ";".join(parts) + "]"
+    if len(full) <= MAX_SIGNATURE_CHARS:
+        return full
+    # too long for the store's key column: its function types stay readable, a digest keeps it exact
+    kinds = "+".join(f.info.type_name for f in funcs[:12]) + ("+..." if len(funcs) > 12 else "")
+    return f"unit[{len(funcs)} functions: {kinds}]#sha256={hashlib.sha256(full.encode()).hexdigest()}"

@@ -200,3 +200,16 @@ def test_plan_signs_single_functions_as_before_and_fused_units_with_their_wiring
     assert conv.signature.startswith("unit[fn:Convolution|") and "<-x0,c;fn:BatchNormalization" in conv.signature
     assert "in=4x8x8x8" in conv.signature and conv.input_shapes == ((4, 8, 8, 8),)
     assert len(fused[1].inputs) == 2 and fused[1].outputs == (y,)
+
+
+def test_a_unit_signature_too_long_for_the_store_keeps_its_types_and_a_digest():
+    from nas_hw.constants import MAX_SIGNATURE_CHARS
+    from nas_hw.measure.backends.fusion import unit_signature
+
+    xs, y, funcs = build(lambda x: F.relu(conv_bn(x, 8)), [X])
+    short = unit_signature(["a", "b", "c"], funcs, xs)
+    assert short.startswith("unit[a<-x0") and len(short) < 100
+    long_sigs = ["s" * (MAX_SIGNATURE_CHARS // 2)] * 3
+    long = unit_signature(long_sigs, funcs, xs)
+    assert long.startswith("unit[3 functions: Convolution+BatchNormalization+ReLU]#sha256=")
+    assert len(long) < 200 and long != unit_signature(["t" * (MAX_SIGNATURE_CHARS // 2)] * 3, funcs, xs)
