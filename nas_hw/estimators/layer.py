@@ -158,6 +158,13 @@ class LayerEstimator(TimedSettings, Estimator):
         at the Variables ``inputs`` (each estimator reads the one it walks)."""
         raise NotImplementedError
 
+    def estimate_functions(self, funcs, inputs):
+        """Latency of the functions ``funcs`` of a graph (topological order, already at
+        ``batch_size``) whose inputs are ``inputs``; variables they read that other functions
+        compute are inputs too."""
+        self._begin()
+        return self._finish(self._function_costs(list(funcs), [], prefix="outside/", inputs=list(inputs)))
+
     # -- measuring --------------------------------------------------------------------
     def _sync(self):
         self.backend.sync()

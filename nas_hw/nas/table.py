@@ -20,6 +20,7 @@ from ..estimators.layer import LayerEstimator
 from ..estimators.params import parameter_bytes
 from ..measure.backends import backend_from_settings
 from .choices import argmax_choices, find_choice_points, fixed_choices, group_alphas
+from .outside import outside_functions
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +155,21 @@ class CandidateTable:
                 lat.append(row_lat)
                 pbytes.append(row_bytes)
                 nlayers.append(row_n)
-            with fixed_choices(points, [0] * len(points)):
-                total = _complete(estimator, estimator.estimate_module(model, net_shapes), "the fixed part")
-            total_n = estimator.n_layers
+            if estimator.backend.single_function_units:  # the parts add up: fixed = whole - candidates
+                with fixed_choices(points, [0] * len(points)):
+                    total = _complete(estimator, estimator.estimate_module(model, net_shapes), "the fixed part")
+                fixed_lat = total - sum(row[0] for row in lat)
+                fixed_n = estimator.n_layers - sum(row[0] for row in nlayers)
+            else:  # kernels may span a candidate and its surroundings: cost the outside on its own
+                funcs, inputs = outside_functions(model, points, net_shapes)
+                fixed_lat = _complete(estimator, estimator.estimate_functions(funcs, inputs), "the fixed part")
+                fixed_n = estimator.n_layers
             bar.update(1)
         finally:
             bar.close()
-        fixed_lat = total - sum(row[0] for row in lat)
         alphas = group_alphas(points)
         all_bytes = param_bytes(model) - sum(int(np.prod(a.shape)) * 4 for a in alphas)
         fixed_bytes = all_bytes - sum(sum(row) for row in pbytes)
-        fixed_n = total_n - sum(row[0] for row in nlayers)
         table = cls({"latency": lat, "param_bytes": pbytes, "n_layers": nlayers},
                     {"latency": fixed_lat, "param_bytes": fixed_bytes, "n_layers": fixed_n},
                     [cp.group for cp in points], [cp.name for cp in points],

@@ -135,6 +135,14 @@ def test_table_carries_its_backend_and_a_saved_table_gets_it_back(tmp_path):
     table = CandidateTable.build(model, est, input_shape=(1, 1, 8, 8), progress=False)
     assert table.backend is backend and table.fingerprint == backend.fingerprint.key
     assert table.argmax() > 0
+    # the fixed part is what runs outside every choice point, costed on its own (never a
+    # remainder that a kernel spanning a candidate and its residual addition could make negative)
+    from nas_hw.nas.outside import outside_functions
+
+    funcs, _ = outside_functions(model, table.points, [(1, 1, 8, 8)])
+    kinds = {f.info.type_name for f in funcs}
+    assert {"Convolution", "Add2", "Affine"} <= kinds and table.fixed["latency"] > 0
+    assert 0 < table.fixed["n_layers"] <= len(funcs)
     table.save(str(tmp_path / "t.json"))
     loaded = CandidateTable.load(str(tmp_path / "t.json"))
     assert isinstance(loaded.backend, OrtBackend) and loaded.backend.fingerprint.key == table.fingerprint
