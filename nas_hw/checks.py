@@ -9,7 +9,8 @@ import os
 
 import numpy as np
 
-from .constants import DTYPE_BYTES, EXT_NAMES, TIME_SCALES, TYPE_CONFIGS
+from .constants import (DTYPE_BYTES, EXT_NAMES, MAX_BATCH_SIZE, MAX_DEVICE_ID, MAX_FILENAME_BYTES,
+                        MAX_MEASURE_TIME_S, MAX_N_RUN, MAX_N_WARMUP, MAX_SEED, TIME_SCALES, TYPE_CONFIGS)
 
 
 def _is_int(value):
@@ -118,24 +119,37 @@ def check_device_id(device_id):
         raise ValueError(f"device_id must be a non-negative integer, got {device_id!r}") from None
     if isinstance(device_id, bool) or value < 0 or str(value) != str(device_id).strip():
         raise ValueError(f"device_id must be a non-negative integer, got {device_id!r}")
+    if value > MAX_DEVICE_ID:
+        raise ValueError(f"device_id must be an integer in [0, {MAX_DEVICE_ID}], got {device_id!r}")
     return value
 
 
 def check_timing(n_run=100, n_warmup=10, max_measure_execution_time=1.0, outlier=0.0, time_scale="m"):
-    """The measurement settings shared by every timing object (the seed's names)."""
-    check_int("n_run", n_run, low=1)
-    check_int("n_warmup", n_warmup, low=0)
+    """The measurement settings shared by every timing object (the seed's names); upper bounds:
+    :data:`~nas_hw.constants.MAX_N_RUN`, ``MAX_N_WARMUP``, ``MAX_MEASURE_TIME_S``."""
+    check_n_run(n_run)
+    check_int("n_warmup", n_warmup, low=0, high=MAX_N_WARMUP)
     if not (_is_real(max_measure_execution_time) and math.isfinite(max_measure_execution_time)
-            and max_measure_execution_time > 0):
-        raise ValueError("max_measure_execution_time must be a positive number of seconds, "
+            and 0 < max_measure_execution_time <= MAX_MEASURE_TIME_S):
+        raise ValueError(f"max_measure_execution_time must be a number of seconds in (0, {MAX_MEASURE_TIME_S:g}], "
                          f"got {max_measure_execution_time!r}")
     check_fraction("outlier", outlier, 0.5)
     check_time_scale(time_scale)
 
 
-def check_batch_size(batch_size, allow_none=False):
-    """A batch size: an integer >= 1."""
-    return check_int("batch_size", batch_size, low=1, allow_none=allow_none)
+def check_n_run(n_run, name="n_run"):
+    """Timed runs of one measurement: an integer in [1, :data:`~nas_hw.constants.MAX_N_RUN`]."""
+    return check_int(name, n_run, low=1, high=MAX_N_RUN)
+
+
+def check_batch_size(batch_size, allow_none=False, name="batch_size"):
+    """A batch size: an integer in [1, :data:`~nas_hw.constants.MAX_BATCH_SIZE`]."""
+    return check_int(name, batch_size, low=1, high=MAX_BATCH_SIZE, allow_none=allow_none)
+
+
+def check_seed(seed, name="seed"):
+    """A random seed: an integer in [0, :data:`~nas_hw.constants.MAX_SEED`]."""
+    return check_int(name, seed, low=0, high=MAX_SEED)
 
 
 def check_shape(name, shape, ndim=None):
@@ -152,9 +166,17 @@ def check_shape(name, shape, ndim=None):
 
 
 def check_filename(name, value):
-    """A plain file name (no directory part)."""
-    if not isinstance(value, str) or not value or os.path.basename(value) != value or value in (".", ".."):
-        raise ValueError(f"{name} must be a plain file name, got {value!r}")
+    """A plain file name (no directory part, no NUL, at most
+    :data:`~nas_hw.constants.MAX_FILENAME_BYTES` bytes in UTF-8)."""
+    ok = isinstance(value, str) and value and os.path.basename(value) == value and value not in (".", "..")
+    if ok:
+        try:
+            ok = "\0" not in value and len(value.encode("utf-8")) <= MAX_FILENAME_BYTES
+        except UnicodeEncodeError:  # a lone surrogate
+            ok = False
+    if not ok:
+        shown = value if not isinstance(value, str) or len(value) <= 80 else value[:60] + f"... ({len(value)} characters)"
+        raise ValueError(f"{name} must be a plain file name of at most {MAX_FILENAME_BYTES} bytes, got {shown!r}")
     return value
 
 

@@ -26,6 +26,8 @@ PENALTY_MODES = ("linear", "hinge", "log")
 ALGORITHMS = ("darts", "proxyless")
 #: Solvers of the search and retraining loops.
 OPTIMIZERS = ("momentum", "sgd", "adam")
+#: Epoch metrics a budget checkpoint may maximise (every search logs them).
+BUDGET_MONITORS = ("valid_acc", "train_acc")
 #: Metrics a candidate table holds.
 TABLE_METRICS = ("latency", "param_bytes", "n_layers")
 
@@ -34,6 +36,56 @@ DTYPE_BYTES = {
     "float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float64": 8,
     "double": 8, "int8": 1, "uint8": 1, "int16": 2, "int32": 4, "int64": 8,
 }
+
+#: Upper bounds of settings: a typo such as ``n_run=1000000000`` is refused in one line, before
+#: anything is measured or trained, instead of running for days or exhausting memory.
+#: Timed runs, and untimed warm-up runs, per measurement.
+MAX_N_RUN = 10**5
+MAX_N_WARMUP = 10**5
+#: Time budget of one measurement, in seconds.
+MAX_MEASURE_TIME_S = 3600.0
+#: Epochs of a search or of a retraining (warm-up included).
+MAX_EPOCHS = 10**5
+#: Samples per training batch, and the batch axis of a deployment input shape.
+MAX_BATCH_SIZE = 2**16
+#: Elements of one input tensor (a deployment shape N*C*H*W), 1 GiB as float32.
+MAX_INPUT_ELEMENTS = 2**28
+#: Paths sampled per ProxylessNAS architecture step.
+MAX_N_SAMPLES = 1000
+#: Weights of a penalty or a constraint, and the penalty's ``a`` / ``b`` (larger ones overflow float32).
+MAX_PENALTY_WEIGHT = 1e6
+#: Learning rates; weight decays.
+MAX_LR = 10.0
+MAX_WEIGHT_DECAY = 1.0
+#: Channels of a search space's layer; blocks of a stage, cells, nodes of a cell.
+MAX_CHANNELS = 2**14
+MAX_BLOCKS = 256
+#: Kernel sizes, and expansion ratios, of a search space's candidates.
+MAX_KERNEL = 31
+MAX_EXPANSION = 64
+#: Random seeds (the search derives per-choice-point seeds as ``seed * 1000 + i`` < 2**32).
+MAX_SEED = 10**6
+#: Device indices.
+MAX_DEVICE_ID = 1023
+#: Bytes of a file name (the usual file-system limit).
+MAX_FILENAME_BYTES = 255
+
+#: Bytes of a search checkpoint's ``state.json`` read on a resume (epochs, history, callback states).
+CHECKPOINT_MAX_STATE_BYTES = 64 * 2**20
+
+#: Limits of reading an nnabla ``.nnp`` archive (``nas-hw report``; :class:`~nas_hw.report.nnp.NnpLimits`):
+#: bytes decompressed from its network-definition members (.nntxt / .prototxt), all together.
+NNP_MAX_BYTES = 16 * 2**20
+#: Members an archive may hold (its central directory is bounded before it is parsed).
+NNP_MAX_MEMBERS = 1000
+#: Uncompressed / compressed size of one member read, checked for members of at least
+#: ``NNP_RATIO_MIN_BYTES`` (a few KiB of text compress far better than a real definition).
+NNP_MAX_RATIO = 200.0
+NNP_RATIO_MIN_BYTES = 2**20
+#: Tensors (parameters and activations, float32) the network declares at the report's batch size.
+NNP_MAX_NETWORK_BYTES = 512 * 2**20
+#: Functions, and variables, of the network once its loops are expanded (each).
+NNP_MAX_GRAPH_NODES = 100_000
 
 #: The extra that brings the GPU extension.
 CUDA_INSTALL_HINT = "pip install 'nas_hw[cuda]' (installs nnabla-ext-cuda120)"

@@ -64,6 +64,10 @@ class ConfigInputError(NasHwError, ValueError):
     """A configuration (its directory, an override or a value) is unusable."""
 
 
+class CheckpointError(NasHwError, ValueError):
+    """A search checkpoint to resume from is unreadable, tampered with, or of another model."""
+
+
 class DatasetError(NasHwError, ValueError):
     """A dataset file exists but its content is not what the reader expects."""
 

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import tempfile
 import zipfile
+from dataclasses import dataclass
 
 import nnabla as nn
 import nnabla.functions as F
@@ -22,11 +23,13 @@ import pytest
 from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import nas_hw.measure.timing as timing_module  # the layer estimators time through timing.measure
 import nas_hw.nas.table as table_module
 from nas_hw.app import pipeline
+from nas_hw.app.guard import check_search
 from nas_hw.checks import check_timing as check_settings
 from nas_hw.constants import DTYPE_BYTES, EXT_NAMES, PENALTY_MODES as MODES, TIME_SCALES, TYPE_CONFIGS
 from nas_hw.errors import CacheError, NasHwError, NetworkInputError
@@ -633,7 +636,7 @@ def bad_overrides(draw):
     return [f"estimator._target_=nas_hw.estimators.{draw(HWORD)}.Nope"], "estimator"
 
 
-@fuzz(max_examples=120)
+@fuzz(max_examples=60)
 @given(case=bad_overrides())
 def test_bad_search_configs_fail_before_any_long_work(case, no_long_work, tmp_path):
     overrides, field = case
@@ -651,6 +654,299 @@ def test_the_good_default_config_reaches_the_long_work(no_long_work, tmp_path):
     """The guard above can fail: the default config gets past every start-up check."""
     with pytest.raises(LongWorkStarted, match="CandidateTable.build"):
         search_entry(["retrain.epochs=0", f"cache.path={tmp_path / 'c.sqlite'}"], str(tmp_path / "run"))
+
+
+# -- every config key, hostile values, through the real entry point ---------------------------
+@dataclass(frozen=True)
+class Key:
+    """What a config key takes: ``kind`` int | float | choice | bool | ints | shape | filename |
+    dirname, its bounds (``None``: none), and the overrides that make the key used."""
+
+    kind: str
+    low: object = None
+    high: object = None
+    low_open: bool = False
+    high_open: bool = False
+    nullable: bool = False
+    allowed: tuple = ()
+    context: tuple = ()
+
+
+_LR = Key("float", 0, 10.0, low_open=True)
+_MOMENTUM = Key("float", 0, 1, high_open=True)
+_DECAY = Key("float", 0, 1.0)
+_FRACTION = Key("float", 0, 1, high_open=True)
+_WEIGHT = Key("float", 0, 1e6)
+_MS = Key("float", 0, None, low_open=True, nullable=True)
+KEYS = {
+    "estimator.n_run": Key("int", 1, 10**5), "estimator.n_warmup": Key("int", 0, 10**5),
+    "estimator.max_measure_execution_time": Key("float", 0, 3600.0, low_open=True),
+    "estimator.outlier": Key("float", 0, 0.5, high_open=True),
+    "estimator.time_scale": Key("choice", allowed=tuple(TIME_SCALES)),
+    "latency.weight": _WEIGHT, "latency.target": _MS, "latency.mode": Key("choice", allowed=MODES),
+    "latency.a": Key("float", -1e6, 1e6), "latency.b": Key("float", -1e6, 1e6),
+    "latency.unit": Key("choice", allowed=tuple(TIME_SCALES)),
+    "table.input_shape": Key("shape", nullable=True), "table.calibrate": Key("bool"),
+    "table.calibration_points": Key("int", 1, 5), "table.stored": Key("bool"),
+    "search.epochs": Key("int", 0, 10**5), "search.warmup_epochs": Key("int", 0, 10**5),
+    "search.batch_size": Key("int", 1, 2**16), "search.max_batches": Key("int", 1, None, nullable=True),
+    "search.net_optimizer": Key("choice", allowed=("momentum", "sgd", "adam")),
+    "search.arch_optimizer": Key("choice", allowed=("momentum", "sgd", "adam")),
+    "search.net_lr": _LR, "search.arch_lr": _LR, "search.net_momentum": _MOMENTUM,
+    "search.net_weight_decay": _DECAY, "search.arch_weight_decay": _DECAY, "search.checkpoint": Key("bool"),
+    "search.n_samples": Key("int", 1, 1000, context=("search=proxyless",)),
+    "search.baseline_decay": Key("float", 0, 1, high_open=True, context=("search=proxyless",)),
+    "retrain.epochs": Key("int", 0, 10**5), "retrain.batch_size": Key("int", 1, 2**16),
+    "retrain.max_batches": Key("int", 1, None, nullable=True),
+    "retrain.optimizer": Key("choice", allowed=("momentum", "sgd", "adam")),
+    "retrain.lr": _LR, "retrain.momentum": _MOMENTUM, "retrain.weight_decay": _DECAY,
+    "space.stem_channels": Key("int", 1, 2**14), "space.stage_channels": Key("ints", 1, 2**14),
+    "space.stage_blocks": Key("ints", 1, 256), "space.stage_strides": Key("ints", allowed=(1, 2)),
+    "space.kernels": Key("ints", 1, 31), "space.expansions": Key("ints", 1, 64),
+    "space.zero": Key("bool"), "space.dropout": _FRACTION,
+    "space.channels": Key("int", 1, 2**14, context=("space=darts",)),
+    "space.n_cells": Key("int", 1, 256, context=("space=darts",)),
+    "space.n_nodes": Key("int", 1, 256, context=("space=darts",)),
+    "data.name": Key("choice", allowed=("digits", "cifar10")), "data.valid_fraction": _FRACTION,
+    "data.test_fraction": Key("float", 0, 1, high_open=True, nullable=True), "data.seed": Key("int", 0, 10**6),
+    "device.ext_name": Key("choice", allowed=EXT_NAMES), "device.device_id": Key("int", 0, 1023),
+    "device.type_config": Key("choice", allowed=TYPE_CONFIGS),
+    "callbacks.monitor.every_n_arch_steps": Key("int", 1, None),
+    "callbacks.monitor.measure_true_latency": Key("bool"), "callbacks.monitor.n_run": Key("int", 1, 10**5),
+    "callbacks.constraint.bound_ms": _MS, "callbacks.constraint.weight": _WEIGHT,
+    "callbacks.checkpoint.budget_ms": _MS,
+    "callbacks.checkpoint.monitor": Key("choice", allowed=("valid_acc", "train_acc")),
+    "callbacks.checkpoint.filename": Key("filename"), "callbacks.csv.filename": Key("filename"),
+    "callbacks.tensorboard.log_dir": Key("dirname"),
+    "callbacks.tensorboard.every_n_arch_steps": Key("int", 1, None),
+    "reference.mode": Key("choice", allowed=("auto", "cached", "off")),
+    "seed": Key("int", 0, 10**6), "progress": Key("bool"),
+}
+#: Text no config type converts to a valid value (it starts with a letter no number, bool or
+#: choice starts with), with odd unicode (right-to-left marks, CJK, emoji, combining marks).
+ODD_TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
+                                          blacklist_characters="'\\$\"{}[],=:~+()#@%&*?!`|<>;^"),
+                   max_size=12).map(lambda s: "z" + s)
+HUGE_TEXT = st.integers(300, 5000).map(lambda n: "z" * n)
+JUNK = st.one_of(ODD_TEXT, HUGE_TEXT, st.just("z\u202etxt.exe"), st.just({"a": 1}), st.just([[1], 2]))
+
+
+def _outside(key):
+    """Numbers outside ``key``'s bounds, and non-finite ones."""
+    numbers = [NON_FINITE]
+    if key.low is not None:
+        numbers.append(st.just(key.low) if key.low_open else st.floats(max_value=key.low, exclude_max=True,
+                                                                         allow_infinity=False, allow_nan=False))
+        numbers.append(st.integers(max_value=int(math.ceil(key.low)) - 1).map(float) if key.kind == "float"
+                       else st.integers(max_value=key.low - 1))
+    if key.high is not None:
+        numbers.append(st.just(key.high) if key.high_open else st.floats(min_value=key.high, exclude_min=True,
+                                                                           allow_infinity=False, allow_nan=False))
+        numbers.append(st.integers(min_value=int(key.high) + 1) if key.kind == "int"
+                       else st.integers(min_value=int(key.high) + 1).map(float))
+    return st.one_of(*numbers)
+
+
+def hostile_value(key):
+    """A strategy of values ``key`` must refuse."""
+    other = [JUNK] + ([] if key.nullable else [st.none()])
+    if key.kind == "int":
+        return st.one_of(_outside(key), st.floats(allow_nan=False, allow_infinity=False).filter(
+            lambda f: not f.is_integer()), st.booleans(), st.just([1, 2]), *other)
+    if key.kind == "float":
+        return st.one_of(_outside(key), st.booleans(), st.just([0.5]), *other)
+    if key.kind == "choice":
+        return st.one_of(ODD_TEXT, st.just(""), st.integers(), st.just(list(key.allowed[:1])), *other)
+    if key.kind == "bool":
+        return st.one_of(ODD_TEXT, st.integers(2, 10**6), st.floats(0.1, 0.9), st.just([True]), *other)
+    if key.kind == "ints":
+        bad_item = st.one_of(ODD_TEXT, st.just(1.5), st.just(None), st.just(10**20), st.just(-1),
+                             st.just(0) if key.low or key.allowed else st.nothing(),
+                             st.just(key.high + 1) if key.high else st.just(3))
+        return st.one_of(st.just([]), st.lists(bad_item, min_size=1, max_size=3), st.integers(), st.just([[1]]),
+                         st.just([2] * 300), *other)
+    if key.kind == "shape":
+        return st.one_of(st.lists(st.integers(1, 8), max_size=6).filter(lambda s: len(s) != 4),
+                         st.lists(st.integers(-3, 0), min_size=4, max_size=4), st.just([1, 1, 10**5, 10**5]),
+                         st.just([10**9, 1, 8, 8]), st.just([1, 1, 8, 8.5]), ODD_TEXT, st.just([[1], 1, 8, 8]))
+    if key.kind == "filename":
+        return st.one_of(st.just(""), st.just(".."), st.just("a/b.json"), st.just("/etc/passwd"), HUGE_TEXT,
+                         ODD_TEXT.map(lambda s: s + "/x"), st.integers(), st.just([1]), st.none())
+    return st.one_of(st.just(""), st.just("   "), st.integers(), st.just([1]), st.just({"a": 1}))  # dirname
+
+
+def hydra_literal(value):
+    """``value`` written as a Hydra override value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _num(value)
+    if isinstance(value, list):
+        return "[" + ",".join(hydra_literal(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{hydra_literal(v)}" for k, v in value.items()) + "}"
+    return "'" + value + "'"
+
+
+@st.composite
+def hostile_setting(draw):
+    name = draw(st.sampled_from(sorted(KEYS)))
+    key = KEYS[name]
+    return name, list(key.context) + [f"{name}={hydra_literal(draw(hostile_value(key)))}"]
+
+
+def nas_hw_search(argv, cwd):
+    """``nas-hw search ARGV`` in ``cwd`` (the real entry point, in process): (exit code, stderr)."""
+    import contextlib
+    import io
+
+    from nas_hw.app import search
+
+    err = io.StringIO()
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stderr(err):
+            code = search.main(list(argv))
+    finally:
+        os.chdir(old)
+    return code, err.getvalue()
+
+
+def assert_refused_on_the_command_line(kind, argv, field, tmp_path):
+    """``nas-hw search`` refuses ``argv``: exit code 2, one line naming ``field``, no long work,
+    nothing written in the working directory (no outputs/, multirun/)."""
+    cwd = tmp_path / f"cwd{COUNTS[kind]}"
+    cwd.mkdir()
+    before = CALLS["long_work"]
+    COUNTS[kind] += 1
+    code, err = nas_hw_search(argv + [f"cache.path={tmp_path / 'c.sqlite'}"], cwd)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("nas-hw: error: "), (argv, code, err[-2000:])
+    assert field in lines[0], f"{kind}: the error does not name {field!r}: {lines[0]}"
+    assert CALLS["long_work"] == before
+    assert not os.listdir(cwd), f"{argv} left {os.listdir(cwd)} behind"
+    return lines[0]
+
+
+def _check_refuses(name, argv, cwd):
+    before = CALLS["long_work"]
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        refused(f"keys/{name}", name.rsplit(".", 1)[-1],
+                lambda: check_search(compose(argv + [f"cache.path={cwd / 'c.sqlite'}"])))
+    finally:
+        os.chdir(old)
+    assert CALLS["long_work"] == before
+    assert set(os.listdir(cwd)) <= {"c.sqlite"}, os.listdir(cwd)
+
+
+@pytest.mark.parametrize("name", sorted(KEYS))
+@fuzz(max_examples=1)
+@given(data=st.data())
+def test_every_config_key_refuses_a_hostile_value_before_any_long_work(name, data, no_long_work, tmp_path_factory):
+    """What ``nas-hw search`` checks before Hydra creates the run directory
+    (:func:`nas_hw.app.guard.check_search`, the ``CheckFirst`` callback's check) refuses a
+    hostile value of each key, naming it, with nothing measured and nothing written."""
+    key = KEYS[name]
+    argv = list(key.context) + [f"{name}={hydra_literal(data.draw(hostile_value(key)))}"]
+    _check_refuses(name, argv, tmp_path_factory.mktemp("check"))
+
+
+@fuzz(max_examples=30)
+@given(case=hostile_setting())
+def test_more_hostile_values_of_any_key_are_refused(case, no_long_work, tmp_path_factory):
+    name, argv = case
+    _check_refuses(name, argv, tmp_path_factory.mktemp("check"))
+
+
+def _weird_path(kind, tmp_path):
+    path = tmp_path / f"weird_{kind}"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "garbage_file":
+        path.write_bytes(b"\x00\xff not what it should be" * 100)
+    elif kind == "dev_zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "link_loop":
+        path.symlink_to(path)
+    elif kind == "cifar_lookalike":  # a directory with the CIFAR-10 file names holding junk
+        (path / "cifar-10-batches-py").mkdir(parents=True)
+        for name in ["data_batch_1", "test_batch", "batches.meta"]:
+            (path / "cifar-10-batches-py" / name).write_bytes(b"junk")
+    return str(path)
+
+
+@pytest.mark.parametrize("key, context, field", [
+    ("data.root", ["data=cifar10"], "root"), ("cache.path", [], "cache"), ("search.resume", [], "resume"),
+])
+@pytest.mark.parametrize("kind", ["fifo", "directory", "garbage_file", "dev_zero", "link_loop", "cifar_lookalike"])
+def test_paths_to_weird_files_are_refused(key, context, field, kind, no_long_work, tmp_path):
+    """A FIFO (never opened: it would block), a directory, junk, /dev/zero, a symlink loop, a
+    directory that looks like the data set: one line naming the key, nothing measured."""
+    path = _weird_path(kind, tmp_path)
+    argv = context + [f"{key}='{path}'"]
+    COUNTS[f"paths/{key}"] += 1
+    before = CALLS["long_work"]
+    extra = [] if key == "cache.path" else [f"cache.path={tmp_path / 'c.sqlite'}"]
+    refused_here = None
+    try:
+        check_search(compose(argv + extra))
+    except DOCUMENTED as err:
+        refused_here = str(err)
+    assert refused_here is not None and "\n" not in refused_here, f"{argv} was accepted"
+    assert field in refused_here or path in refused_here, refused_here
+    assert CALLS["long_work"] == before
+
+
+@fuzz(max_examples=15)
+@given(case=hostile_setting())
+def test_hostile_values_on_the_command_line_end_in_one_line_and_leave_nothing(case, no_long_work, tmp_path_factory):
+    """The real entry point (``nas-hw search``): exit code 2, one line, no outputs/ directory."""
+    name, argv = case
+    assert_refused_on_the_command_line(f"cli/{name}", argv, name.rsplit(".", 1)[-1],
+                                       tmp_path_factory.mktemp("cli"))
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["estimator.n_run=\u00e9\u202e"], "estimator.n_run"),  # no quotes: Hydra cannot parse it
+    (["estimator=nope"], "estimator/nope"),
+    (["~nonexistent"], "nonexistent"),
+    (["+latency.wieght=1"], "wieght"),
+    (["-m", "latency.weight=0.1,-1"], "latency.weight"),  # one bad job: the sweep never starts
+    (["-m", "seed=0,1", "search.epochs=1000000000"], "search.epochs"),
+])
+def test_command_line_errors_leave_no_run_directory(argv, field, no_long_work, tmp_path):
+    line = assert_refused_on_the_command_line("cli/explicit", argv, field, tmp_path)
+    assert "Traceback" not in line
+
+
+def test_every_key_is_fuzzed():
+    """The strategy covers every key of the default config (and of search=proxyless, space=darts)."""
+    cfg = compose([])
+    keys = set()
+
+    def walk(node, prefix):
+        for k in node.keys():
+            child = node._get_node(k)
+            if OmegaConf.is_dict(child):
+                walk(child, f"{prefix}{k}.")
+            elif not str(k).startswith("_"):
+                keys.add(f"{prefix}{k}")
+    walk(cfg, "")
+    untested = keys - set(KEYS) - {"search.resume", "data.root", "cache.path", "table.fingerprint", "out",
+                                   "callbacks.constraint.bound_ms", "callbacks.checkpoint.budget_ms"}
+    assert not untested, f"config keys without hostile values: {sorted(untested)}"
+    report("keys/")
+    report("paths/")
+    report("cli/")
 
 
 def test_at_least_200_bad_cases_were_tried():

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
+from omegaconf.nodes import BooleanNode
 
 from ..checks import check_time_scale
 from ..constants import time_factor
@@ -241,9 +242,24 @@ def validate(cfg):
             if node_schema is not None:
                 OmegaConf.update(schema, key, OmegaConf.structured(node_schema), merge=False)
         plain = OmegaConf.masked_copy(cfg, [k for k in cfg.keys() if k != "hydra"])
+        _check_flags(schema, plain, "")
         return OmegaConf.merge(schema, plain)
     except OmegaConfBaseException as err:
         raise ConfigInputError(config_error_line(err)) from None
+
+
+def _check_flags(schema, node, prefix):
+    """A flag (a ``bool`` field) takes ``true`` or ``false`` only: OmegaConf would turn
+    ``space.zero=2`` into ``True``."""
+    for key in node.keys() if isinstance(node, DictConfig) and isinstance(schema, DictConfig) else ():
+        if key not in schema or OmegaConf.is_interpolation(node, key):
+            continue
+        field, value = schema._get_node(key), node._get_node(key)
+        if isinstance(field, DictConfig):
+            _check_flags(field, value, f"{prefix}{key}.")
+        elif isinstance(field, BooleanNode) and not isinstance(value, DictConfig) \
+                and not isinstance(value._value(), (bool, type(None))):
+            raise ConfigInputError(f"{prefix}{key} must be true or false, got {value._value()!r}")
 
 
 def config_error_line(err):

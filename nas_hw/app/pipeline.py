@@ -19,6 +19,7 @@ are measured the same way, under the same fingerprint.
 """
 import json
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..checks import check_seed
+from ..constants import MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
 from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import config_error_line
 from .reference import finish_run
@@ -103,6 +106,9 @@ def deploy_input_shape(table_cfg, dataset):
     shape = tuple(int(s) for s in table_cfg.input_shape)
     if len(shape) != 4 or any(d <= 0 for d in shape):
         raise ConfigInputError(f"table.input_shape must be 4 positive ints (N, C, H, W), got {list(shape)}")
+    if shape[0] > MAX_BATCH_SIZE or math.prod(shape) > MAX_INPUT_ELEMENTS:
+        raise ConfigInputError(f"table.input_shape {list(shape)} is too large: at most {MAX_BATCH_SIZE} samples "
+                               f"and {MAX_INPUT_ELEMENTS} elements in all")
     if shape[1] != image_shape[0]:
         raise ConfigInputError(f"table.input_shape {list(shape)} has {shape[1]} channels, the data has "
                                f"{image_shape[0]}")
@@ -164,7 +170,10 @@ def setup(cfg):
         CacheError: the cache file is unusable.
         ExtensionUnavailableError: the device's extension is missing.
     """
-    seed_everything(int(cfg.seed))
+    try:
+        seed_everything(check_seed(cfg.seed))
+    except ValueError as err:
+        raise ConfigInputError(first_line(err)) from None
     device = build(cfg.device, "device")
     dataset = build(cfg.data, "data")
     shape = deploy_input_shape(cfg.table, dataset)
@@ -258,15 +267,14 @@ def load_stored_table(s):
 
 def make_calibrator(s, cfg):
     """The :class:`~nas_hw.estimators.calibrated.Calibrator` of ``table.calibrate`` (``None``
-    when off), its settings checked before anything is measured."""
-    if not cfg.table.calibrate:
-        return None
+    when off), its settings checked before anything is measured (``calibration_points`` even
+    when off: a wrong value is refused whether or not it is used)."""
     calibrator = Calibrator(s.estimator, n_run=max(int(s.estimator.n_run), 10))
     try:
         calibrator.check_count(cfg.table.calibration_points)
     except ValueError as err:
         raise ConfigInputError(f"table.calibration_points: {first_line(err)}") from err
-    return calibrator
+    return calibrator if cfg.table.calibrate else None
 
 
 def calibrate_table(s, table, calibrator, cfg):
@@ -305,12 +313,12 @@ class SearchPlan:
 
 def plan_search(cfg, output_dir):
     """Builds every object of the search described by ``cfg`` and checks every setting; nothing
-    is measured or trained. The caller closes ``plan.setup.cache``.
+    is measured or trained, and nothing is written to ``output_dir``. The caller closes
+    ``plan.setup.cache``.
 
     Raises:
         ConfigInputError: a value an object refused (one line naming the config group).
     """
-    os.makedirs(output_dir, exist_ok=True)
     # the penalty first: the callbacks read its target (a bad latency.target is named as such)
     penalty = None if cfg.latency is None else build(cfg.latency, "latency")
     callbacks = build_callbacks(cfg.callbacks)
@@ -355,6 +363,7 @@ def run_search(cfg, output_dir):
     started = time.perf_counter()
     plan = plan_search(cfg, output_dir)
     try:
+        os.makedirs(output_dir, exist_ok=True)
         with nn.context_scope(plan.setup.device.context):
             report = _search(plan, started)
     finally:

@@ -28,12 +28,13 @@ Exit codes of :func:`run`: 0 success, 2 bad input (the network or an option), 1 
 while measuring or writing (a layer that cannot run, an unusable cache, matplotlib missing).
 """
 import os
+import re
 import sys
 
 import nnabla as nn
 from tqdm.auto import tqdm
 
-from ..constants import BACKENDS, ORT_OPTIMIZATION_LEVELS, TIME_SCALES
+from ..constants import BACKENDS, NNP_MAX_BYTES, NNP_MAX_NETWORK_BYTES, ORT_OPTIMIZATION_LEVELS, TIME_SCALES
 from ..errors import NasHwError, NetworkInputError
 from ..estimators.graph import LatencyGraphEstimator
 from ..measure.backends import make_backend
@@ -42,6 +43,7 @@ from ..measure.graph import functions_of
 from ..measure.timing import measure
 from ..report.layers import build_report
 from ..report.loader import load_network, parse_input_shape
+from ..report.nnp import NnpLimits
 from ..report.writers import (CSV_NAME, JSON_NAME, PNG_NAME, format_table, require_matplotlib,
                               write_bar_chart, write_csv, write_json)
 from .entry import fail
@@ -83,12 +85,33 @@ def add_arguments(parser):
                         help="layers in the bar chart, slowest first (default 10)")
     parser.add_argument("--no-plot", dest="plot", action="store_false",
                         help=f"do not draw {PNG_NAME} (the chart needs matplotlib)")
+    parser.add_argument("--max-nnp-bytes", type=byte_count, default=NNP_MAX_BYTES, metavar="BYTES",
+                        help="most bytes decompressed from an .nnp's network definition (e.g. 64M; "
+                             f"default {NNP_MAX_BYTES // 2**20}M); parameter values are never read")
+    parser.add_argument("--max-network-bytes", type=byte_count, default=NNP_MAX_NETWORK_BYTES, metavar="BYTES",
+                        help="most bytes of tensors an .nnp network may declare at the batch size "
+                             f"used (e.g. 2G; default {NNP_MAX_NETWORK_BYTES // 2**20}M)")
     bar = parser.add_mutually_exclusive_group()
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="show the progress bar even when stderr is not a terminal")
     bar.add_argument("--no-progress", dest="progress", action="store_false",
                      help="never show the progress bar (default: only on a terminal)")
     return parser
+
+
+_BYTE_COUNT = re.compile(r"^\s*([0-9]{1,15})\s*([KMGT]?)(I?B)?\s*$", re.IGNORECASE)
+
+
+def byte_count(text):
+    """``"64M"`` -> 67108864: a positive number of bytes, with an optional K/M/G/T (binary) suffix."""
+    match = _BYTE_COUNT.match(str(text))
+    number = 0 if match is None else int(match.group(1)) * 2 ** (10 * " KMGT".index(match.group(2).upper() or " "))
+    if number < 1:
+        raise ValueError(f"not a positive byte count such as 1048576, 64M or 2G: {text!r}")
+    return number
+
+
+byte_count.__name__ = "byte count"  # argparse names the type in its message
 
 
 class LayerProgress:
@@ -159,7 +182,9 @@ def run(args):
             require_matplotlib()  # fail before measuring anything
         ctx = get_context(args.ext_name, args.device_id)
         with nn.context_scope(ctx):
-            network = load_network(args.network, input_shape)
+            network = load_network(args.network, input_shape, NnpLimits(
+                max_bytes=getattr(args, "max_nnp_bytes", NNP_MAX_BYTES),
+                max_network_bytes=getattr(args, "max_network_bytes", NNP_MAX_NETWORK_BYTES)))
         batches = {int(v.shape[0]) for v in network.inputs if len(v.shape)}
         if len(batches) > 1:
             raise NetworkInputError(f"the inputs of {args.network!r} disagree on the batch size "

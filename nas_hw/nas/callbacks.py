@@ -14,7 +14,8 @@ import json
 import logging
 import os
 
-from ..checks import check_filename, check_int, check_number, check_positive
+from ..checks import check_bool, check_filename, check_int, check_n_run, check_number, check_one_of, check_positive
+from ..constants import BUDGET_MONITORS, MAX_PENALTY_WEIGHT
 from ..files import atomic_write
 
 logger = logging.getLogger(__name__)
@@ -119,6 +120,8 @@ class CallbackList(Callback):
 
     def load_state_dict(self, state):
         """Restores each callback's state; warns about saved states no callback takes."""
+        if not isinstance(state, dict) or not all(isinstance(v, dict) for v in state.values()):
+            raise ValueError(f"callback states must be an object of objects, got {state!r:.80}")
         names = {name for name, _ in self.named}
         unknown = sorted(set(state) - names)
         if unknown:
@@ -148,9 +151,9 @@ class LatencyMonitor(Callback):
 
     def __init__(self, every_n_arch_steps=20, measure_true_latency=True, n_run=20):
         self.every_n_arch_steps = check_int("every_n_arch_steps", every_n_arch_steps, low=1)
-        self.measure_true_latency = bool(measure_true_latency)
+        self.measure_true_latency = check_bool("measure_true_latency", measure_true_latency)
         self.measures_on_device = self.measure_true_latency
-        self.n_run = check_int("n_run", n_run, low=1)
+        self.n_run = check_n_run(n_run)
         self.history = []
 
     def _table_latencies(self):
@@ -200,7 +203,7 @@ class LatencyConstraint(Callback):
 
     def __init__(self, bound_ms=None, weight=0.5):
         self.bound_ms = check_positive("bound_ms", bound_ms, allow_none=True)
-        self.weight = check_number("weight", weight, low=0)
+        self.weight = check_number("weight", weight, low=0, high=MAX_PENALTY_WEIGHT)
 
     def factor(self, latency_ms):
         """The reward factor for an architecture of ``latency_ms``."""
@@ -238,9 +241,7 @@ class BudgetCheckpoint(Callback):
 
     def __init__(self, budget_ms=None, monitor="valid_acc", filename="arch.json"):
         self.budget_ms = check_positive("budget_ms", budget_ms, allow_none=True)
-        if not monitor or not isinstance(monitor, str):
-            raise ValueError(f"monitor must be the name of a logged metric, got {monitor!r}")
-        self.monitor = monitor
+        self.monitor = check_one_of("monitor", monitor, BUDGET_MONITORS)
         self.filename = check_filename("filename", filename)
         self.best_score = None
         self.best = None
@@ -251,6 +252,7 @@ class BudgetCheckpoint(Callback):
         return os.path.join(self.searcher.output_dir, self.filename)
 
     def _write(self):
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with atomic_write(self.path) as f:
             json.dump(self.best, f, indent=2)
 
@@ -293,9 +295,13 @@ class BudgetCheckpoint(Callback):
         return {"best_score": self.best_score, "best": self.best}
 
     def load_state_dict(self, state):
-        """Restores the best score and architecture."""
-        self.best_score = state["best_score"]
-        self.best = state["best"]
+        """Restores the best score and architecture (checked: a resumed checkpoint is input)."""
+        best_score, best = state.get("best_score"), state.get("best")
+        if best_score is not None:
+            check_number("best_score", best_score)
+        if best is not None and not isinstance(best, dict):
+            raise ValueError(f"best must be an object (the architecture) or null, got {best!r:.80}")
+        self.best_score, self.best = best_score, best
 
 
 class CSVLogger(Callback):
@@ -322,6 +328,7 @@ class CSVLogger(Callback):
         if "choices" in logs:
             row["choices"] = " ".join(str(c) for c in logs["choices"])
         new_file = not os.path.exists(self.path)
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         if self.fieldnames is None:
             if new_file:
                 self.fieldnames = list(row)
@@ -339,5 +346,9 @@ class CSVLogger(Callback):
         return {"fieldnames": self.fieldnames} if self.fieldnames else {}
 
     def load_state_dict(self, state):
-        """Restores the column names."""
-        self.fieldnames = state.get("fieldnames")
+        """Restores the column names (checked: a resumed checkpoint is input)."""
+        fieldnames = state.get("fieldnames")
+        if fieldnames is not None and not (isinstance(fieldnames, list) and fieldnames
+                                           and all(isinstance(n, str) for n in fieldnames)):
+            raise ValueError(f"fieldnames must be a list of column names or null, got {fieldnames!r:.80}")
+        self.fieldnames = fieldnames

@@ -26,7 +26,7 @@ import nnabla.functions as F
 import numpy as np
 
 from ..checks import check_number, check_one_of, check_positive, check_time_scale
-from ..constants import PENALTY_MODES
+from ..constants import MAX_PENALTY_WEIGHT, PENALTY_MODES
 
 
 class CostPenalty:
@@ -52,15 +52,15 @@ class CostPenalty:
     def __init__(self, table=None, weight=0.1, target=None, mode="linear", a=0.2, b=0.3, metric=None,
                  unit=None):
         self.mode = check_one_of("mode", mode, PENALTY_MODES)
-        self.weight = check_number("weight", weight, low=0)
+        self.weight = check_number("weight", weight, low=0, high=MAX_PENALTY_WEIGHT)
         self.target = check_positive("target", target, allow_none=True)
         if mode in ("hinge", "log") and self.target is None:
             raise ValueError(f"target is required by mode={mode!r} (the budget in the penalty's unit)")
         if mode != "log" and self.weight == 0:
             raise ValueError(f"weight=0 makes a {mode!r} penalty a no-op: give weight > 0, or no penalty "
                              "at all for an accuracy-only search (nas-hw search latency=none)")
-        self.a = check_number("a", a)
-        self.b = check_number("b", b)
+        self.a = check_number("a", a, low=-MAX_PENALTY_WEIGHT, high=MAX_PENALTY_WEIGHT)
+        self.b = check_number("b", b, low=-MAX_PENALTY_WEIGHT, high=MAX_PENALTY_WEIGHT)
         if mode == "log":
             check_positive("a", a)
             check_positive("b", b)

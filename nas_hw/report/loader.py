@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from typing import List
 
 import nnabla as nn
+import numpy as np
 
 from ..errors import NetworkInputError
 from ..measure.graph import functions_of, non_parameter_leaves
+from .nnp import check_networks, read_definition
 
 DEFAULT_INPUT_SHAPE = (1, 3, 32, 32)
-NNP_GRAPH_FILES = (".nntxt", ".prototxt", ".protobuf")
+#: The seed of the initializers of an .nnp network's parameters (nnabla's NnpLoader uses it too).
+NNP_INIT_SEED = 1223
 
 
 @dataclass
@@ -27,7 +30,8 @@ class LoadedNetwork:
         source: how it was given (the path or ``module:function``).
         name: the network's name (the .nnp network name or the function's name).
         parameters: the parameter scope the graph's parameters live in (kept apart from
-            nnabla's global scope, so reporting never touches the caller's parameters).
+            nnabla's global scope, so reporting never touches the caller's parameters). For an
+            ``.nnp`` their values come from the definition's initializers, not the file.
     """
 
     output: nn.Variable
@@ -58,29 +62,34 @@ def _is_function_spec(spec):
     return ":" in spec and not os.path.exists(spec)
 
 
-def load_network(spec, input_shape=None):
+def load_network(spec, input_shape=None, limits=None):
     """Builds the graph of ``spec``: an ``.nnp`` file path or ``module:function``.
 
     For an ``.nnp`` file the first network is used and its first output; ``input_shape``
     (optional) may change the batch size only, the other axes must match the file's input.
     ``module`` is looked for in the current directory first, then on ``sys.path``.
+    An ``.nnp`` is read within ``limits`` (:class:`~nas_hw.report.nnp.NnpLimits`, default
+    limits when ``None``): only its network definition is decompressed, parameters are created
+    from the definition's shapes (see :mod:`nas_hw.report.nnp`).
     A ``module:function`` that takes an argument is called with an input ``nnabla.Variable``
     of ``input_shape`` (default ``1,3,32,32``); one that takes none builds its own input, and
     then ``input_shape`` must not be given.
 
     Raises:
-        NetworkInputError: missing or invalid file, unknown module or function, a function
-            that does not return an ``nnabla.Variable``, an input shape that does not fit.
+        NetworkInputError: missing or invalid file, an archive or network over a limit, unknown
+            module or function, a function that does not return an ``nnabla.Variable``, an
+            input shape that does not fit.
     """
     if not isinstance(spec, str) or not spec:
         raise NetworkInputError(f"NETWORK must be an .nnp file or module:function, got {spec!r}")
     if _is_function_spec(spec):
         return _load_function(spec, input_shape)
-    return _load_nnp(spec, input_shape)
+    return _load_nnp(spec, input_shape, limits)
 
 
-def _load_nnp(path, input_shape):
-    from nnabla.utils.nnp_graph import NnpLoader
+def _load_nnp(path, input_shape, limits):
+    from nnabla.core.graph_def import ProtoGraph
+    from nnabla.utils.nnp_graph import NnpNetwork
 
     if not os.path.exists(path):
         raise NetworkInputError(f"network file {path!r} does not exist (NETWORK is an .nnp file "
@@ -93,30 +102,18 @@ def _load_nnp(path, input_shape):
     if not zipfile.is_zipfile(path):
         raise NetworkInputError(f"{path!r} is not an .nnp file: an .nnp is a zip archive, this "
                                 "file is not one")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
-    except (zipfile.BadZipFile, OSError) as err:
-        raise NetworkInputError(f"{path!r} is not a readable .nnp file: {err}") from err
-    if not any(n.lower().endswith(NNP_GRAPH_FILES) for n in names):
-        raise NetworkInputError(f"{path!r} is a zip archive without nnp content (no network "
-                                f"definition file {'/'.join(NNP_GRAPH_FILES)} inside; it holds "
-                                f"{sorted(names)[:5]})")
+    proto = read_definition(path, limits)
+    if not proto.network:
+        raise NetworkInputError(f"{path!r} holds no network")
+    name = proto.network[0].name
+    check_networks(path, proto, None, limits)
     params = OrderedDict()
     with nn.parameter_scope("", scope=params):
         try:
-            loader = NnpLoader(path)
-        except Exception as err:  # nnabla raises many kinds (protobuf, h5py, KeyError...)
-            raise NetworkInputError(f"{path!r} is not a valid .nnp file: {type(err).__name__}: "
-                                    f"{_first_line(err)}") from err
-        networks = loader.get_network_names()
-        if not networks:
-            raise NetworkInputError(f"{path!r} holds no network")
-        name = networks[0]
-        try:
-            net = loader.get_network(name)
+            graph = ProtoGraph.from_proto(proto, param_scope=params, rng=np.random.RandomState(NNP_INIT_SEED))
+            net = NnpNetwork(graph.networks[name], None, callback=None)
             if input_shape is not None:
-                net = _nnp_at_shape(loader, name, net, input_shape, path)
+                net = _nnp_at_shape(graph, proto, name, net, input_shape, path, limits)
         except NetworkInputError:
             raise
         except Exception as err:
@@ -128,7 +125,9 @@ def _load_nnp(path, input_shape):
     return LoadedNetwork(output, list(net.inputs.values()), path, name, params)
 
 
-def _nnp_at_shape(loader, name, net, input_shape, path):
+def _nnp_at_shape(graph, proto, name, net, input_shape, path, limits):
+    from nnabla.utils.nnp_graph import NnpNetwork
+
     inputs = list(net.inputs.values())
     if len(inputs) != 1:
         raise NetworkInputError(f"--input-shape needs a network with one input; {name!r} of "
@@ -140,7 +139,8 @@ def _nnp_at_shape(loader, name, net, input_shape, path):
                                 ".nnp network's shape is fixed, only the batch size can change")
     if stored[0] == input_shape[0]:
         return net
-    return loader.get_network(name, batch_size=input_shape[0])
+    check_networks(path, proto, int(input_shape[0]), limits)
+    return NnpNetwork(graph.networks[name], int(input_shape[0]), callback=None)
 
 
 def _load_function(spec, input_shape):
@@ -154,7 +154,7 @@ def _load_function(spec, input_shape):
         raise NetworkInputError(f"cannot import module {module_name!r} of {spec!r}: {err} (looked "
                                 f"in the current directory {os.getcwd()!r} and on sys.path; no "
                                 f"file named {spec!r} exists either)") from err
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # user code: a module may even call sys.exit()
         raise NetworkInputError(f"importing module {module_name!r} failed: {type(err).__name__}: "
                                 f"{_first_line(err)}") from err
     obj = module
@@ -182,7 +182,7 @@ def _load_function(spec, input_shape):
                 out = obj(x)
             else:
                 out = obj()
-        except Exception as err:
+        except (Exception, SystemExit) as err:  # user code: sys.exit() too ends in one line
             raise NetworkInputError(f"{spec!r} raised {type(err).__name__}: {_first_line(err)}") from err
         if not isinstance(out, nn.Variable):
             raise NetworkInputError(f"{spec!r} returned {type(out).__name__}, expected the "

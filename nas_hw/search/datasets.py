@@ -22,7 +22,7 @@ from typing import Iterator, Tuple
 
 import numpy as np
 
-from ..checks import check_fraction
+from ..checks import check_fraction, check_seed
 from ..errors import DatasetError
 
 logger = logging.getLogger(__name__)
@@ -85,9 +85,7 @@ class Dataset:
 
 
 def _check_seed(seed):
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
+    return check_seed(seed)
 
 
 def _normalise(train_x, *others):

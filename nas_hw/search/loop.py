@@ -14,8 +14,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import nnabla_nas_compat as nnas
-from ..checks import check_int, check_number, check_one_of
-from ..constants import OPTIMIZERS
+from ..checks import check_batch_size, check_int, check_number, check_one_of, check_seed
+from ..constants import MAX_EPOCHS, MAX_LR, MAX_WEIGHT_DECAY, OPTIMIZERS
 from ..nas.callbacks import Callback, CallbackList
 from ..nas.choices import arch_parameters, argmax_choices, find_choice_points, net_parameters, set_mode
 from .checkpoint import check_resume, load_checkpoint, save_checkpoint
@@ -88,17 +88,18 @@ class Searcher:
                  arch_optimizer="adam", arch_lr=3e-3, arch_weight_decay=1e-3,
                  deploy_input_shape=None, ext_name="cpu", device_id=0, seed=0, progress=False,
                  checkpoint=True, resume=None):
-        check_int("epochs", epochs, low=0)
-        check_int("warmup_epochs", warmup_epochs, low=0)
-        check_int("batch_size", batch_size, low=1)
+        check_int("epochs", epochs, low=0, high=MAX_EPOCHS)
+        check_int("warmup_epochs", warmup_epochs, low=0, high=MAX_EPOCHS)
+        check_batch_size(batch_size)
         check_int("max_batches", max_batches, low=1, allow_none=True)
         check_one_of("net_optimizer", net_optimizer, OPTIMIZERS)
         check_one_of("arch_optimizer", arch_optimizer, OPTIMIZERS)
         for name, value in (("net_lr", net_lr), ("arch_lr", arch_lr)):
-            check_number(name, value, low=0, low_open=True)
-        for name, value in (("net_momentum", net_momentum), ("net_weight_decay", net_weight_decay),
-                            ("arch_weight_decay", arch_weight_decay)):
-            check_number(name, value, low=0)
+            check_number(name, value, low=0, low_open=True, high=MAX_LR)
+        check_number("net_momentum", net_momentum, low=0, high=1, high_open=True)
+        for name, value in (("net_weight_decay", net_weight_decay), ("arch_weight_decay", arch_weight_decay)):
+            check_number(name, value, low=0, high=MAX_WEIGHT_DECAY)
+        check_seed(seed)
         if len(dataset.valid) == 0:
             raise ValueError("the search needs a non-empty valid split (valid_fraction > 0)")
         check_resume(resume)
@@ -114,8 +115,7 @@ class Searcher:
             callbacks = CallbackList(callbacks)
         self.callbacks = callbacks
         self.derive_fn = derive_fn
-        self.output_dir = os.fspath(output_dir)
-        os.makedirs(self.output_dir, exist_ok=True)
+        self.output_dir = os.fspath(output_dir)  # created by run(): a refused search writes nothing
         self.epochs = epochs
         self.warmup_epochs = warmup_epochs
         self.batch_size = batch_size
@@ -307,6 +307,7 @@ class Searcher:
         """Warm-up, then the search epochs. Returns the final argmax choices."""
         if self.table is None:
             raise RuntimeError("the searcher has no candidate table: call attach_table(table) first")
+        os.makedirs(self.output_dir, exist_ok=True)
         self.callbacks.set_searcher(self)
         self.callbacks.on_search_start({"algorithm": self.algorithm, "epochs": self.epochs,
                                         "start_epoch": self.epoch,

@@ -14,7 +14,8 @@ Order of the ProxylessNAS architecture step (it matters: a MixedOp in mode ``'sa
 """
 import numpy as np
 
-from ..checks import check_int, check_fraction
+from ..checks import check_fraction, check_int, check_number
+from ..constants import MAX_N_SAMPLES
 from .loop import Searcher, accuracy
 
 
@@ -32,7 +33,7 @@ class ProxylessSearcher(Searcher):
     mixedop_mode = "sample"
 
     def __init__(self, *args, n_samples=4, baseline_decay=0.9, **kwargs):
-        self.n_samples = check_int("n_samples", n_samples, low=1)
+        self.n_samples = check_int("n_samples", n_samples, low=1, high=MAX_N_SAMPLES)
         self.baseline_decay = check_fraction("baseline_decay", baseline_decay)
         penalty = kwargs.get("penalty", args[3] if len(args) > 3 else None)
         if penalty is not None and penalty.mode == "log":
@@ -83,8 +84,11 @@ class ProxylessSearcher(Searcher):
         return {"baseline": self.baseline}
 
     def load_extra_state(self, state):
-        """Restores the reward baseline."""
-        self.baseline = state["baseline"]
+        """Restores the reward baseline (a finite number, or null before the first step)."""
+        baseline = state["baseline"]
+        if baseline is not None:
+            check_number("baseline", baseline)
+        self.baseline = None if baseline is None else float(baseline)
 
     def attach_table(self, table):
         """As :meth:`Searcher.attach_table`; the penalty term is rebuilt on the new table."""

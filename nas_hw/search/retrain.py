@@ -6,8 +6,8 @@ import nnabla.functions as F
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..checks import check_int, check_number, check_one_of
-from ..constants import OPTIMIZERS
+from ..checks import check_batch_size, check_int, check_number, check_one_of
+from ..constants import MAX_EPOCHS, MAX_LR, MAX_WEIGHT_DECAY, OPTIMIZERS
 from .datasets import iterate_batches
 from .loop import accuracy, make_solver
 
@@ -108,13 +108,13 @@ class Retrainer:
 
     def __init__(self, epochs=20, batch_size=64, max_batches=None, optimizer="momentum", lr=0.05,
                  momentum=0.9, weight_decay=1e-4):
-        self.epochs = check_int("epochs", epochs, low=0)
-        self.batch_size = check_int("batch_size", batch_size, low=1)
+        self.epochs = check_int("epochs", epochs, low=0, high=MAX_EPOCHS)
+        self.batch_size = check_batch_size(batch_size)
         self.max_batches = check_int("max_batches", max_batches, low=1, allow_none=True)
         self.optimizer = check_one_of("optimizer", optimizer, OPTIMIZERS)
-        self.lr = check_number("lr", lr, low=0, low_open=True)
-        self.momentum = check_number("momentum", momentum, low=0)
-        self.weight_decay = check_number("weight_decay", weight_decay, low=0)
+        self.lr = check_number("lr", lr, low=0, low_open=True, high=MAX_LR)
+        self.momentum = check_number("momentum", momentum, low=0, high=1, high_open=True)
+        self.weight_decay = check_number("weight_decay", weight_decay, low=0, high=MAX_WEIGHT_DECAY)
 
     def train(self, net, dataset, seed=0, progress=False):
         """Trains ``net`` from scratch (see :func:`train_from_scratch`); ``None`` when

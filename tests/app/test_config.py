@@ -116,7 +116,7 @@ def test_wrong_type_or_appended_key_fails_validation_in_one_line_naming_the_key(
     ("latency.mode=quadratic", "latency.mode must be one of ('linear', 'hinge', 'log'), got 'quadratic'"),
     ("device.ext_name=tpu", "device.ext_name must be one of ('cpu', 'cuda', 'cudnn')"),
     ("search.arch_optimizer=lbfgs", "search.arch_optimizer must be one of"),
-    ("latency.weight=-1", "latency.weight must be a finite number >= 0"),
+    ("latency.weight=-1", "latency.weight must be a finite number in [0, 1000000.0]"),
     ("latency.mode=hinge", "latency.target is required by mode='hinge'"),
     ("table.input_shape=[1,8,8]", "table.input_shape must be 4 positive ints"),
     ("estimator.outlier=0.7", "estimator.outlier must be a fraction in [0, 0.5)"),

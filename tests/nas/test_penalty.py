@@ -103,7 +103,7 @@ def test_memory_penalty_uses_param_bytes():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"weight": -1}, "weight must be a finite number >= 0"),
+    ({"weight": -1}, r"weight must be a finite number in \[0, 1000000.0\]"),
     ({"weight": "0.1"}, "weight must be a finite number"),
     ({"weight": float("nan")}, "weight must be a finite number"),
     ({"mode": "square"}, "mode must be one of"),

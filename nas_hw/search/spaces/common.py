@@ -7,6 +7,7 @@ from nnabla.initializer import ConstantInitializer
 from nnabla_nas.module import BatchNormalization, MixedOp, Module, Parameter
 
 from ...checks import check_int, check_one_of
+from ...constants import MAX_BLOCKS, MAX_CHANNELS
 from ...nas.choices import argmax_choices
 
 MODES = ('full', 'sample', 'max')
@@ -20,20 +21,22 @@ def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
-def _check_pos_int(name, value):
-    return check_int(name, value, low=1)
+def _check_pos_int(name, value, high=MAX_CHANNELS):
+    return check_int(name, value, low=1, high=high)
 
 
-def _check_int_tuple(name, values, allowed=None, unique=False, allow_empty=False):
+def _check_int_tuple(name, values, allowed=None, unique=False, allow_empty=False, high=MAX_CHANNELS):
     if isinstance(values, (str, bytes)) or not hasattr(values, '__iter__'):
         raise ValueError(f"{name} must be a sequence of ints, got {values!r}")
     values = tuple(values)
     if not values and not allow_empty:
         raise ValueError(f"{name} must not be empty")
+    if len(values) > MAX_BLOCKS:
+        raise ValueError(f"{name} must hold at most {MAX_BLOCKS} values, got {len(values)}")
     for v in values:
-        if not _is_int(v) or (allowed is None and v <= 0) or (allowed is not None
-                                                               and v not in allowed):
-            what = f"values in {tuple(allowed)}" if allowed is not None else "positive ints"
+        if not _is_int(v) or (allowed is None and not 0 < v <= high) or (allowed is not None
+                                                                         and v not in allowed):
+            what = f"values in {tuple(allowed)}" if allowed is not None else f"ints in [1, {high}]"
             raise ValueError(f"{name} must hold {what}, got {values!r}")
     if unique and len(set(values)) != len(values):
         raise ValueError(f"{name} must not repeat a value, got {values!r}")

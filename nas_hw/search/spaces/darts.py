@@ -6,7 +6,9 @@ import nnabla.functions as F
 from nnabla_nas.module import (AvgPool, Conv, DwConv, GlobalAvgPool, Identity, Linear, MaxPool,
                                Module, ModuleList, ReLU, Sequential, Zero)
 
-from .common import ZERO, SpaceBase, _bn, _check_input, _check_int_tuple, _check_mode, _check_pos_int, _is_int
+from ...checks import check_seed
+from ...constants import MAX_BLOCKS
+from .common import ZERO, SpaceBase, _bn, _check_input, _check_int_tuple, _check_mode, _check_pos_int
 
 logger = logging.getLogger(__name__)
 
@@ -204,7 +206,7 @@ class DartsSpace(SpaceBase):
     @classmethod
     def _validate(cls, in_channels=1, n_classes=10, channels=8, n_cells=3, n_nodes=2,
                   reduction_cells=(1,), ops=DARTS_OPS, seed=0, name=''):
-        n_cells = _check_pos_int('n_cells', n_cells)
+        n_cells = _check_pos_int('n_cells', n_cells, high=MAX_BLOCKS)
         reduction_cells = _check_int_tuple('reduction_cells', reduction_cells,
                                            allowed=range(n_cells), unique=True, allow_empty=True)
         if isinstance(ops, (str, bytes)) or not hasattr(ops, '__iter__'):
@@ -217,12 +219,11 @@ class DartsSpace(SpaceBase):
                 raise ValueError(f"ops must be names from {cls.KNOWN_OPS}, got {op!r}")
         if len(set(ops)) != len(ops):
             raise ValueError(f"ops must not repeat a name, got {ops!r}")
-        if not _is_int(seed) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        check_seed(seed)
         return dict(in_channels=_check_pos_int('in_channels', in_channels),
                     n_classes=_check_pos_int('n_classes', n_classes),
                     channels=_check_pos_int('channels', channels), n_cells=n_cells,
-                    n_nodes=_check_pos_int('n_nodes', n_nodes),
+                    n_nodes=_check_pos_int('n_nodes', n_nodes, high=MAX_BLOCKS),
                     reduction_cells=tuple(sorted(reduction_cells)), ops=ops, seed=int(seed))
 
     @property

@@ -4,7 +4,9 @@ from collections import OrderedDict
 from nnabla_nas.module import (Conv, Dropout, DwConv, GlobalAvgPool, Linear, Module, ModuleList, ReLU6,
                                Sequential, Zero)
 
-from .common import ZERO, SpaceBase, _bn, _check_input, _check_int_tuple, _check_mode, _check_pos_int, _is_int
+from ...checks import check_seed
+from ...constants import MAX_BLOCKS, MAX_EXPANSION, MAX_KERNEL
+from .common import ZERO, SpaceBase, _bn, _check_input, _check_int_tuple, _check_mode, _check_pos_int
 
 
 class MobileNetSpace(SpaceBase):
@@ -94,13 +96,13 @@ class MobileNetSpace(SpaceBase):
                   expansions=(3, 6), zero=True, dropout=0.0, head_channels=None, seed=0,
                   name=''):
         stage_channels = _check_int_tuple('stage_channels', stage_channels)
-        stage_blocks = _check_int_tuple('stage_blocks', stage_blocks)
+        stage_blocks = _check_int_tuple('stage_blocks', stage_blocks, high=MAX_BLOCKS)
         stage_strides = _check_int_tuple('stage_strides', stage_strides, allowed=(1, 2))
         if not len(stage_channels) == len(stage_blocks) == len(stage_strides):
             raise ValueError("stage_channels, stage_blocks and stage_strides must have the same "
                              f"length, got {len(stage_channels)}, {len(stage_blocks)}, "
                              f"{len(stage_strides)}")
-        kernels = _check_int_tuple('kernels', kernels, unique=True)
+        kernels = _check_int_tuple('kernels', kernels, unique=True, high=MAX_KERNEL)
         if any(k % 2 == 0 for k in kernels):
             raise ValueError(f"kernels must be odd, got {kernels!r}")
         if not isinstance(zero, bool):
@@ -112,8 +114,7 @@ class MobileNetSpace(SpaceBase):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride!r}")
         if head_channels is None:
             head_channels = 4 * stage_channels[-1]
-        if not _is_int(seed) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        check_seed(seed)
         return dict(
             in_channels=_check_pos_int('in_channels', in_channels),
             n_classes=_check_pos_int('n_classes', n_classes),
@@ -121,7 +122,7 @@ class MobileNetSpace(SpaceBase):
             stem_stride=int(stem_stride),
             stage_channels=stage_channels, stage_blocks=stage_blocks,
             stage_strides=stage_strides, kernels=kernels,
-            expansions=_check_int_tuple('expansions', expansions, unique=True),
+            expansions=_check_int_tuple('expansions', expansions, unique=True, high=MAX_EXPANSION),
             zero=zero, dropout=float(dropout),
             head_channels=_check_pos_int('head_channels', head_channels), seed=int(seed))
 
