@@ -31,8 +31,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..checks import check_seed
-from ..constants import MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
+from ..checks import check_one_of, check_seed
+from ..constants import BACKENDS, MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
 from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import config_error_line
 from .reference import finish_run
@@ -124,6 +124,10 @@ def build_backend(backend_cfg, device):
         BackendUnavailableError: the onnx extra or the provider is missing here.
     """
     name = "nnabla" if backend_cfg is None else backend_cfg.name
+    try:
+        check_one_of("name", name, BACKENDS)
+    except ValueError as err:
+        raise config_error("backend", err, ["name"]) from err
     if name == "nnabla":
         return name
     options = dict(provider=backend_cfg.provider, threads=backend_cfg.threads,

@@ -135,15 +135,15 @@ class OrtBackend(MeasuringBackend):
 
     def __init__(self, provider="cpu", threads=1, optimization="all", device_id=0, type_config="float",
                  seed=0, fuse=True):
-        self.ort = import_onnxruntime()
-        self.onnx = import_onnx()
-        self.provider = resolve_provider(provider, self.ort)
         self.threads = check_int("threads", threads, low=1)
         self.optimization = check_one_of("optimization", optimization, ORT_OPTIMIZATION_LEVELS)
         self.device_id = check_int("device_id", device_id, low=0)
         self.type_config = check_one_of("type_config", type_config, ("float",))
         self.seed = check_int("seed", seed, low=0)
         self.fuse = check_bool("fuse", fuse)
+        self.ort = import_onnxruntime()
+        self.onnx = import_onnx()
+        self.provider = resolve_provider(provider, self.ort)
         self.opset = ONNX_OPSET
         self._on_gpu = self.provider != "CPUExecutionProvider"
         self._fingerprint = None
