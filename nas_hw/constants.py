@@ -20,6 +20,8 @@ TIMING_STATS = ("value", "mean", "median", "std", "min")
 
 #: nnabla_nas MixedOp modes.
 MIXED_OP_MODES = ("full", "sample", "max", "fair")
+#: How an architecture is derived from the alphas (nas_hw/nas/choices.py).
+DERIVATION_RULES = ("argmax", "darts")
 #: Modes of the expected-cost penalty.
 PENALTY_MODES = ("linear", "hinge", "log")
 #: Search algorithms of nas_hw's own loop.

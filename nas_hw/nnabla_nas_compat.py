@@ -19,6 +19,8 @@ import os
 import sys
 import types
 
+import numpy as np
+
 OFA_NETWORKS = "nnabla_nas.contrib.classification.ofa.networks"
 
 
@@ -171,3 +173,157 @@ def fixed_choices(mixedops, choices):
     finally:
         for m, previous_mode, previous_active in reversed(saved):
             m._mode, m._active = previous_mode, previous_active
+
+
+# -- deriving a fixed network and the spaces' own rules -------------------------------------
+
+def is_zero_op(m):
+    """True for nnabla_nas's ``Zero`` (the "no edge" candidate of DARTS cells)."""
+    from nnabla_nas.module import Zero
+
+    return isinstance(m, Zero)
+
+
+def replace_mixed_ops(net, choices):
+    """Replaces, in place, each MixedOp of ``net`` (``get_modules()`` order) by its candidate
+    ``choices[i]``, as nnabla_nas's own TrainNets do (``module._mixed = module._mixed._ops[idx]``),
+    and removes the architecture parameters (the MixedOps', and those the SearchNet declares with
+    ``get_arch_parameters``, e.g. DARTS's shared alphas of a cell type it has no cell of) from
+    the module tree: what is left is the fixed network of those choices.
+
+    Raises:
+        ValueError: ``choices`` does not hold one index per MixedOp.
+    """
+    found = [(name, m) for name, m in net.get_modules() if is_mixed_op(m)]
+    if len(choices) != len(found):
+        raise ValueError(f"choices must hold one candidate index per MixedOp ({len(found)}), got {len(choices)}")
+    alphas = {id(alpha(m)) for _, m in found} | {id(p) for p in declared_arch_parameters(net)}
+    modules = dict(net.get_modules())
+    for (name, m), c in zip(found, choices):
+        if not name:
+            raise ValueError("the network itself is a MixedOp: there is nothing to derive it into")
+        parent, key = name.rsplit("/", 1) if "/" in name else ("", name)
+        ops = candidates(m)
+        if not 0 <= int(c) < len(ops):
+            raise ValueError(f"choice {c!r} of {name!r} must index one of its {len(ops)} candidates")
+        modules[parent].modules[key] = ops[int(c)]  # same key, same place in the call order
+    for _, module in net.get_modules():
+        for key in [k for k, p in module.parameters.items() if id(p) in alphas]:
+            del module.parameters[key]
+    return net
+
+
+def declared_arch_parameters(net):
+    """The parameters ``net.get_arch_parameters()`` names (nnabla_nas's API; ``[]`` where the
+    model has none or, as FairNAS's base class, raises ``NotImplementedError``)."""
+    getter = getattr(net, "get_arch_parameters", None)
+    if getter is None:
+        return []
+    try:
+        return list(getter().values())
+    except NotImplementedError:
+        return []
+
+
+def darts_nodes(model):
+    """The incoming edges of every node of nnabla_nas's DARTS cells (``darts.SearchNet``, also
+    PNAS's): one list of MixedOps per node, cell after cell; ``[]`` for a model without such cells.
+
+    Node ``i`` of a cell sums ``i + 2`` edges (the two cell inputs and the earlier nodes), held in
+    ``cell._blocks`` in that order (nnabla_nas's ``darts/modules.py: Cell``)."""
+    module = sys.modules.get("nnabla_nas.contrib.classification.darts.modules")
+    if module is None:  # never imported: no model can hold one of its cells
+        return []
+    nodes = []
+    for _, m in model.get_modules():
+        if isinstance(m, module.Cell):
+            blocks, offset = list(m._blocks), 0
+            for i in range(m._num_choices):
+                nodes.append([blocks[offset + j]._mixed for j in range(i + 2)])
+                offset += i + 2
+    return nodes
+
+
+def darts_candidate_names():
+    """Names of the DARTS edge candidates, in the order nnabla_nas builds them (``none`` last)."""
+    from nnabla_nas.contrib.classification.darts.modules import CANDIDATES
+
+    return list(CANDIDATES)
+
+
+def searchnet_candidate_names(model, mixedop):
+    """The names nnabla_nas gives the candidates of ``mixedop`` in ``model``, or ``None``.
+
+    DARTS / PNAS edges take ``darts.modules.CANDIDATES``'s names; MobileNet and FairNAS blocks
+    take the SearchNet's ``candidates`` list, plus ``skip_connect`` where the block has it."""
+    n = len(candidates(mixedop))
+    if darts_nodes(model):
+        names = darts_candidate_names()
+        return names if len(names) == n else None
+    listed = getattr(model, "_candidates", None)
+    if isinstance(listed, (list, tuple)) and n in (len(listed), len(listed) + 1):
+        return list(listed) + ["skip_connect"] * (n - len(listed))
+    return None
+
+
+# -- nnabla_nas's Runner (nnabla_nas.runner.searcher) -----------------------------------------
+
+#: What nnabla_nas's searchers write in their output directory (nas_hw's callbacks must not).
+RUNNER_OUTPUTS = ("arch.json", "arch.h5", "weights.h5", "checkpoint", "tensorboard")
+
+
+def runner_algorithm(runner):
+    """``'darts'``, ``'proxyless'`` or ``'fairnas'`` for nnabla_nas's searchers (their
+    subclasses included), else ``None``."""
+    from nnabla_nas.runner.searcher import DartsSearcher, FairNasSearcher, ProxylessNasSearcher
+
+    for cls, name in ((DartsSearcher, "darts"), (ProxylessNasSearcher, "proxyless"), (FairNasSearcher, "fairnas")):
+        if isinstance(runner, cls):
+            return name
+    return None
+
+
+def runner_output_dir(runner):
+    """The absolute directory the runner writes its logs and checkpoints to."""
+    return runner._abs_output_path
+
+
+def runner_meters(runner):
+    """The epoch's running averages the runner's monitor holds, ``{name: float}``."""
+    return {name: float(np.asarray(m.avg).reshape(-1)[0]) for name, m in runner.monitor.meters.items()
+            if getattr(m, "count", 0)}
+
+
+def runner_placeholder(runner, key):
+    """The runner's ``placeholder[key]`` dict (``inputs``, ``targets``, ``outputs``, ``loss``...)."""
+    return runner.placeholder[key]
+
+
+def runner_reward(runner):
+    """ProxylessNAS's moving-average reward (``None`` before the first architecture step)."""
+    reward = getattr(runner, "_reward", None)
+    return None if reward is None else float(np.asarray(reward.data).reshape(-1)[0])
+
+
+@contextlib.contextmanager
+def hydra_run_dir(output_dir):
+    """Runs the block with a Hydra run configuration whose ``run.dir`` is ``output_dir``:
+    nnabla_nas's Runner reads ``HydraConfig`` for its output path and log names, so outside a
+    Hydra app it cannot run without one. Whatever ``HydraConfig`` held before (an app's own, or
+    one a finished app left behind) is put back afterwards.
+
+    The runner's output directory is ``<output_dir>/<args['output_path']>``."""
+    from hydra.conf import HydraConf
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    hydra = OmegaConf.structured(HydraConf)
+    hydra.run.dir = os.path.abspath(os.fspath(output_dir))
+    hydra.runtime.cwd = os.getcwd()
+    instance = HydraConfig.instance()
+    previous = instance.cfg
+    instance.set_config(OmegaConf.create({"hydra": hydra}))
+    try:
+        yield
+    finally:
+        instance.cfg = previous

@@ -63,3 +63,44 @@ def _default_context_restored():
     saved = nn.get_current_context()
     yield
     nn.set_default_context(saved)
+
+
+# --------------------------------------------------------------------------- PostgreSQL server
+# A real server for the server-store tests (tests/pg_server.py): started once per session in a
+# temporary directory, stopped at the end. Under CI (CI=true) these tests must run: a missing
+# package or a server that does not start fails them loudly. Elsewhere they are skipped, with the
+# reason, only when the server package or the driver is not installed.
+def _server_unavailable(reason):
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true but the PostgreSQL server tests cannot run: {reason} "
+                    "(.ci/run installs the postgresql package and the postgres extra)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from tests.pg_server import LocalServer, ServerUnavailable
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        _server_unavailable("psycopg is not installed (pip install 'nas_hw[postgres]')")
+    try:
+        server = LocalServer()
+    except ServerUnavailable as err:
+        _server_unavailable(str(err))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+_DB_COUNT = [0]
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """The URL (with its password) of a fresh, empty database on the session's server."""
+    _DB_COUNT[0] += 1
+    return pg_server.create_database(f"t{os.getpid()}_{_DB_COUNT[0]}")

@@ -39,3 +39,16 @@ def test_sweep_report_tables_and_plot(tmp_path):
         sweep_report.load_reports(str(tmp_path / "empty"))
 
 
+def test_the_example_runs_the_real_darts_searcher(tmp_path):
+    """examples/nnabla_nas_runner.py, as CI runs it: the real DartsSearcher, a few steps, penalty on."""
+    import runpy
+
+    example = runpy.run_path(os.path.join(REPO, "examples", "nnabla_nas_runner.py"))
+    out = tmp_path / "run"
+    assert example["main"](["--epochs", "1", "--samples", "64", "--out", str(out),
+                            "--cache", str(tmp_path / "cache.sqlite")]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["algorithm"] == "darts" and summary["estimated_latency_ms"] > 0
+    assert len(summary["choices"]) == len(summary["candidates"]) == 5
+    rows = list(csv.DictReader(open(out / "search_log.csv")))
+    assert len(rows) == 1 and float(rows[0]["true_latency_ms"]) > 0

@@ -726,6 +726,7 @@ KEYS = {
     "callbacks.tensorboard.every_n_arch_steps": Key("int", 1, None),
     "reference.mode": Key("choice", allowed=("auto", "cached", "off")),
     "seed": Key("int", 0, 10**6), "progress": Key("bool"),
+    "cache.url": Key("url", nullable=True),
 }
 #: Text no config type converts to a valid value (it starts with a letter no number, bool or
 #: choice starts with), with odd unicode (right-to-left marks, CJK, emoji, combining marks).
@@ -777,6 +778,10 @@ def hostile_value(key):
     if key.kind == "filename":
         return st.one_of(st.just(""), st.just(".."), st.just("a/b.json"), st.just("/etc/passwd"), HUGE_TEXT,
                          ODD_TEXT.map(lambda s: s + "/x"), st.integers(), st.just([1]), st.none())
+    if key.kind == "url":  # a server store's URL: a postgresql:// URL without a password
+        return st.one_of(st.just(""), st.just("/tmp/c.sqlite"), st.just("http://db/nas_hw"), ODD_TEXT,
+                         st.just("postgresql://team:s3cret@127.0.0.1:1/nas_hw"),
+                         st.just("postgresql://127.0.0.1:1/nas_hw?password=s3cret"), st.integers())
     return st.one_of(st.just(""), st.just("   "), st.integers(), st.just([1]), st.just({"a": 1}))  # dirname
 
 
@@ -822,6 +827,13 @@ def nas_hw_search(argv, cwd):
     return code, err.getvalue()
 
 
+def _cache_path(argv, directory):
+    """A throw-away cache file for the run, unless ``argv`` names a server store (``cache.url``)."""
+    if any(a.startswith("cache.url=") for a in argv):
+        return []
+    return [f"cache.path={directory / 'c.sqlite'}"]
+
+
 def assert_refused_on_the_command_line(kind, argv, field, tmp_path):
     """``nas-hw search`` refuses ``argv``: exit code 2, one line naming ``field``, no long work,
     nothing written in the working directory (no outputs/, multirun/)."""
@@ -829,7 +841,7 @@ def assert_refused_on_the_command_line(kind, argv, field, tmp_path):
     cwd.mkdir()
     before = CALLS["long_work"]
     COUNTS[kind] += 1
-    code, err = nas_hw_search(argv + [f"cache.path={tmp_path / 'c.sqlite'}"], cwd)
+    code, err = nas_hw_search(argv + _cache_path(argv, tmp_path), cwd)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("nas-hw: error: "), (argv, code, err[-2000:])
     assert field in lines[0], f"{kind}: the error does not name {field!r}: {lines[0]}"
@@ -844,7 +856,7 @@ def _check_refuses(name, argv, cwd):
     os.chdir(cwd)
     try:
         refused(f"keys/{name}", name.rsplit(".", 1)[-1],
-                lambda: check_search(compose(argv + [f"cache.path={cwd / 'c.sqlite'}"])))
+                lambda: check_search(compose(argv + _cache_path(argv, cwd))))
     finally:
         os.chdir(old)
     assert CALLS["long_work"] == before

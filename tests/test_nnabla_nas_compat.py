@@ -57,3 +57,42 @@ def test_mixedop_access_prefers_the_public_api():
         out.forward()
         np.testing.assert_allclose(out.d, [[0.0, 2.0]])
     assert nnas.mode(m) == "sample"  # restored
+
+
+def test_replace_mixed_ops_leaves_the_fixed_network_of_the_choices():
+    from nnabla_nas.module import Conv, Identity, MixedOp, Module, Zero
+
+    class Net(Module):
+        def __init__(self):
+            Module.__init__(self)
+            self.a = MixedOp([Conv(2, 2, (1, 1)), Identity(), Zero()], mode="full")
+            self.b = MixedOp([Identity(), Zero()], mode="full")
+
+        def call(self, x):
+            return self.b(self.a(x))
+
+    net = Net()
+    ops_a = list(net.a._ops)
+    nnas.replace_mixed_ops(net, [0, 1])
+    assert net.a is ops_a[0] and type(net.b).__name__ == "Zero"
+    assert list(net.modules) == ["a", "b"]  # same places, same call order
+    assert [k for k in net.get_parameters() if "alpha" in k] == []
+    out = net(nn.Variable((1, 2, 3, 3)))
+    assert out.shape == (1, 2, 3, 3)
+    with pytest.raises(ValueError, match="one candidate index per MixedOp"):
+        nnas.replace_mixed_ops(Net(), [0])
+    with pytest.raises(ValueError, match="must index one of its 2 candidates"):
+        nnas.replace_mixed_ops(Net(), [0, 2])
+
+
+def test_hydra_run_dir_gives_nnabla_nas_its_output_path_and_leaves_nothing_behind(tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+    from nnabla_nas.utils.helper import get_output_path
+
+    previous = HydraConfig.instance().cfg  # another test's finished Hydra app may have left one
+    with nnas.hydra_run_dir(tmp_path / "run"):
+        assert get_output_path() == str(tmp_path / "run")
+        with nnas.hydra_run_dir(tmp_path / "inner"):
+            assert get_output_path() == str(tmp_path / "inner")
+        assert get_output_path() == str(tmp_path / "run")
+    assert HydraConfig.instance().cfg is previous

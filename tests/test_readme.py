@@ -13,7 +13,7 @@ def blocks():
 
 
 def test_readme_examples_run():
-    code = blocks()
+    code = [b for b in blocks() if "hardware_aware" not in b]  # the Runner snippet: see below
     assert len(code) == 3
     seed_example, table_example, other_estimators = code
     fast = seed_example.replace('n_warmup, n_runs = 0.05, 500, "m", 10, 100',
@@ -37,3 +37,23 @@ def test_readme_examples_run():
     exec(compile(table_example, "README.md: table example", "exec"), scope)
     assert float(scope["arch_loss"].d) == pytest.approx(1.0 + 0.1 * max(0.0, scope["table"].expected() - 0.5) / 0.5,
                                                         rel=1e-4)
+
+
+def test_readme_runner_snippet_names_what_exists():
+    """The nnabla_nas Runner snippet continues a user's own nnabla_nas script (their model,
+    optimizer, data...), so it cannot run alone; examples/nnabla_nas_runner.py runs it whole
+    (tests/test_examples.py). Here: its names exist and take the keywords it passes."""
+    import inspect
+    import re as _re
+
+    (snippet,) = [b for b in blocks() if "hardware_aware" in b]
+    from nas_hw.search.runner import HardwareAware
+    accepted = set(inspect.signature(HardwareAware.__init__).parameters)
+    for keyword in set(_re.findall(r"(\w+)=", snippet)) - {"weight", "input_shape"}:
+        assert keyword in accepted, keyword
+    import nas_hw
+    from nas_hw.nas import callbacks
+    for name in ("CandidateTable", "LatencyGraphEstimator", "LatencyPenalty"):
+        assert name in snippet and hasattr(nas_hw, name)
+    for name in ("LatencyMonitor", "CSVLogger"):
+        assert name in snippet and hasattr(callbacks, name)

@@ -5,16 +5,20 @@
     nas-hw cache import FILE [--overwrite]                        merge an export (rows keep their fingerprint)
     nas-hw cache clear [--fingerprint FP [--signature SIG]] --yes delete rows (refused without --yes)
     nas-hw cache migrate [OLD] [NEW]                              a schema-1 cache to schema 2
+    nas-hw cache copy SRC DST [--fingerprint FP] [--overwrite]    rows from one store to another
 
-``ls`` and ``export`` open the cache read-only (SQLite's read-only mode): they never write to it.
+``--cache`` (and ``copy``'s SRC and DST) is a cache file or a ``postgresql://`` URL of a server
+store (:mod:`nas_hw.measure.store.postgres`); a URL's password is never printed. ``ls`` and
+``export`` (and ``copy``'s SRC) open the store read-only: they never write to it.
 """
 import datetime
 import os
 
 from ..errors import CacheError, UsageError
-from ..measure.store import LatencyCache, default_cache_path
+from ..measure.store import default_cache_path, describe, is_server_url, open_cache
 from ..measure.store.migrate import migrate_in_place, migrate_to
 from ..measure.store.sqlite import SCHEMA_VERSION, migrate_hint
+from ..measure.store.transfer import copy_rows
 
 BadInput = UsageError
 
@@ -38,10 +42,25 @@ def _columns(out, header, lines, n_right):
 
 
 def _open_existing(path, readonly):
-    """The cache at ``path``, or ``None`` when no file is there yet (nothing was measured)."""
+    """The store at ``path`` (a file or a server URL), or ``None`` when none is there yet (nothing
+    was measured). Creates nothing."""
+    if is_server_url(path):
+        store = open_cache(path, readonly=True)
+        if not store.exists:
+            store.close()
+            return None
+        if not readonly:  # its tables exist: opening it for writing creates nothing
+            store.close()
+            store = open_cache(path)
+        return store
     if path != ":memory:" and not os.path.exists(path):
         return None
-    return LatencyCache(path, readonly=readonly)
+    return open_cache(path, readonly=readonly)
+
+
+def _what(location):
+    """What is missing where no store is found: a file, or nas_hw's tables on a server."""
+    return "nas_hw store on that server" if is_server_url(location) else "file"
 
 
 def _known_fingerprints(cache):
@@ -50,21 +69,21 @@ def _known_fingerprints(cache):
 
 def _check_fingerprint(cache, fingerprint):
     if fingerprint is not None and fingerprint not in _known_fingerprints(cache):
-        raise BadInput(f"fingerprint {fingerprint!r} has no rows in {cache.path!r}; "
+        raise BadInput(f"fingerprint {fingerprint!r} has no rows in {describe(cache.path)!r}; "
                        f"known fingerprints: {_known_fingerprints(cache)}")
 
 
 def _ls(args, out):
     cache = _open_existing(args.cache, readonly=True)
     if cache is None:
-        out.write(f"cache {args.cache}: no file yet (nothing measured)\n")
+        out.write(f"cache {describe(args.cache)}: no {_what(args.cache)} yet (nothing measured)\n")
         return 0
     with cache:
         _check_fingerprint(cache, args.fingerprint)
         summary = [s for s in cache.summary() if args.fingerprint in (None, s["fingerprint"])]
         rows = cache.records(args.fingerprint, disturbed=True if args.disturbed else None) if args.rows else []
         schema = cache.schema
-    out.write(f"cache {args.cache}: {sum(s['rows'] for s in summary)} row(s), {len(summary)} fingerprint(s), "
+    out.write(f"cache {describe(args.cache)}: {sum(s['rows'] for s in summary)} row(s), {len(summary)} fingerprint(s), "
               f"schema {schema}\n")
     if schema != SCHEMA_VERSION:
         out.write(f"note: {migrate_hint(args.cache)}\n")
@@ -111,7 +130,8 @@ def _export(args, out):
         raise BadInput(f"cannot export to {args.file!r}: directory {directory!r} does not exist")
     cache = _open_existing(args.cache, readonly=True)
     if cache is None:
-        raise BadInput(f"no cache file at {args.cache!r}: nothing to export")
+        raise BadInput(f"no {_what(args.cache).replace('file', 'cache file')} at {describe(args.cache)!r}: "
+                       "nothing to export")
     with cache:
         _check_fingerprint(cache, args.fingerprint)
         n = cache.export(args.file, fingerprint=args.fingerprint)
@@ -124,19 +144,18 @@ def _import(args, out):
         raise BadInput(f"import file {args.file!r} does not exist")
     if os.path.splitext(args.file)[1].lower() not in (".csv", ".json"):
         raise BadInput(f"import file must be a .csv or .json export, got {args.file!r}")
-    if args.cache == default_cache_path() and args.cache != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(args.cache)), exist_ok=True)  # first use
-    with LatencyCache(args.cache) as cache:
+    with _open_for_writing(args.cache) as cache:
         before = len(cache)
         try:
             n = cache.import_(args.file, overwrite=args.overwrite)
         except CacheError as err:
-            if str(err).startswith(f"cannot write {cache.path!r}"):
-                raise  # the cache, not the file, is at fault
+            if str(err).startswith(f"cannot write {cache.path!r}") or (
+                    is_server_url(args.cache) and cache.path in str(err)):
+                raise  # the store, not the file, is at fault
             raise BadInput(str(err)) from err
         after = len(cache)
     verb = "added or replaced" if args.overwrite else "added"
-    out.write(f"imported {args.file}: {n} row(s) {verb}, cache {args.cache} now holds {after} row(s) "
+    out.write(f"imported {args.file}: {n} row(s) {verb}, cache {describe(args.cache)} now holds {after} row(s) "
               f"(was {before})\n")
     return 0
 
@@ -146,7 +165,7 @@ def _clear(args, out):
         raise BadInput("--signature needs --fingerprint (a row is named by both)")
     cache = _open_existing(args.cache, readonly=False)
     if cache is None:
-        out.write(f"cache {args.cache}: no file, nothing to clear\n")
+        out.write(f"cache {describe(args.cache)}: no {_what(args.cache)}, nothing to clear\n")
         return 0
     with cache:
         if args.signature is None:  # a single row is deleted unread: it may be one that fails validation
@@ -155,14 +174,47 @@ def _clear(args, out):
                 if args.signature is None else f"row {args.signature!r} of fingerprint {args.fingerprint!r}")
         if not args.yes:
             count = "" if args.signature is not None else f" ({len(cache.records(args.fingerprint))} row(s))"
-            raise BadInput(f"refusing to delete {what}{count} of {args.cache!r} without --yes")
+            raise BadInput(f"refusing to delete {what}{count} of {describe(args.cache)!r} without --yes")
         n = cache.clear(args.fingerprint, args.signature)
-    out.write(f"deleted {n} row(s) ({what}) from {args.cache}\n")
+    out.write(f"deleted {n} row(s) ({what}) from {describe(args.cache)}\n")
+    return 0
+
+
+def _open_for_writing(path):
+    """The store at ``path``, created on first use (a file's directory must exist, except the
+    per-user default's)."""
+    if not is_server_url(path) and path == default_cache_path() and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # first use
+    return open_cache(path)
+
+
+def _copy(args, out):
+    if args.src == args.dst:
+        raise BadInput(f"copy needs two different stores, got {describe(args.src)!r} twice")
+    if not is_server_url(args.dst) and not os.path.isdir(os.path.dirname(os.path.abspath(args.dst))):
+        raise BadInput(f"cannot copy to {args.dst!r}: directory {os.path.dirname(os.path.abspath(args.dst))!r} "
+                       "does not exist")
+    src = _open_existing(args.src, readonly=True)
+    if src is None:
+        raise BadInput(f"no {_what(args.src).replace('file', 'cache file')} at {describe(args.src)!r}: "
+                       "nothing to copy")
+    with src:
+        _check_fingerprint(src, args.fingerprint)
+        with _open_for_writing(args.dst) as dst:
+            before = len(dst)
+            read, added = copy_rows(src, dst, fingerprint=args.fingerprint, overwrite=args.overwrite)
+            after = len(dst)
+    verb = "added or replaced" if args.overwrite else "added"
+    out.write(f"copied {read} row(s) from {describe(args.src)} to {describe(args.dst)}: {added} {verb}, "
+              f"it now holds {after} row(s) (was {before})\n")
     return 0
 
 
 def _migrate(args, out):
     old = args.old or args.cache
+    if is_server_url(old) or (args.new is not None and is_server_url(args.new)):
+        raise BadInput("migrate converts schema-1 cache files; a server store is created at the current "
+                       "schema (copy a migrated file into it with `nas-hw cache copy`)")
     if args.new is None:
         n, backup = migrate_in_place(old)
         out.write(f"migrated {old} to schema {SCHEMA_VERSION} in place: {n} row(s), quality unknown (NULL); "
@@ -176,7 +228,7 @@ def _migrate(args, out):
 
 def add_cache_commands(commands, add_cache_option, parser_class):
     """Registers ``cache`` and its actions on the ``nas-hw`` subparsers."""
-    cache = commands.add_parser("cache", help="inspect, export, import, clear or migrate the latency cache")
+    cache = commands.add_parser("cache", help="inspect, export, import, clear, migrate or copy the latency cache")
     cmds = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=parser_class)
     p = cmds.add_parser("ls", help="rows and their quality per device fingerprint (read-only)")
     p.add_argument("--rows", action="store_true", help="one line per row: value, spread, load, verdict")
@@ -205,4 +257,11 @@ def add_cache_commands(commands, add_cache_option, parser_class):
     p.add_argument("new", nargs="?", default=None, metavar="NEW", help="write a new file here; OLD is not changed")
     add_cache_option(p)
     p.set_defaults(handler=_migrate)
+    p = cmds.add_parser("copy", help="copy rows from SRC to DST (files or postgresql:// URLs, either way); "
+                                     "rows DST holds are kept")
+    p.add_argument("src", metavar="SRC")
+    p.add_argument("dst", metavar="DST")
+    p.add_argument("--fingerprint", default=None, metavar="FP", help="only this fingerprint's rows")
+    p.add_argument("--overwrite", action="store_true", help="replace rows DST already holds")
+    p.set_defaults(handler=_copy, cache=None)
     return cache

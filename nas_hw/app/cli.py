@@ -1,12 +1,14 @@
 """The ``nas-hw`` command line.
 
-    nas-hw cache ls|export|import|clear|migrate  the latency cache (nas_hw.app.cache_cli)
+    nas-hw cache ls|export|import|clear|migrate|copy  the latency cache (nas_hw.app.cache_cli)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.app.report)
     nas-hw profile [OVERRIDE ...]                candidate table of a search space (a Hydra app)
     nas-hw search [OVERRIDE ...]                 the hardware-aware search (a Hydra app)
 
 Every ``cache`` command takes ``--cache PATH`` (default ``$NAS_HW_CACHE`` or the per-user cache,
-see :func:`nas_hw.measure.store.default_cache_path`). ``profile`` and ``search`` take Hydra's
+see :func:`nas_hw.measure.store.default_cache_path`): a file, or a ``postgresql://`` URL of a
+server store (its password, if any, is never printed: give it through ``PGPASSWORD``,
+``~/.pgpass`` or ``PGSERVICE``). ``profile`` and ``search`` take Hydra's
 arguments (overrides, ``-m``, ``--cfg job``, ``--help``).
 
 Exit codes: 0 success, 2 bad input (arguments, an unknown fingerprint, a malformed import file,
@@ -19,7 +21,7 @@ import sys
 
 from .. import __version__
 from ..errors import NasHwError, UsageError
-from ..measure.store import default_cache_path
+from ..measure.store import default_cache_path, describe
 from . import report
 from .cache_cli import add_cache_commands
 from .entry import PROG, fail
@@ -44,8 +46,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_cache_option(parser):
     parser.add_argument("--cache", default=None, metavar="PATH",
-                        help="latency cache file (default: $NAS_HW_CACHE or the per-user cache, "
-                             f"now {default_cache_path()})")
+                        help="latency cache file or postgresql:// URL (default: $NAS_HW_CACHE or the "
+                             f"per-user cache, now {describe(default_cache_path())})")
 
 
 def build_parser():
@@ -85,7 +87,7 @@ def main(argv=None):
             raise BadInput(f"a command is required: cache, report, {', '.join(HYDRA_COMMANDS)} "
                            f"(see `{PROG} --help`)")
         if getattr(args, "handler", None) is None:
-            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear or migrate "
+            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear, migrate or copy "
                            f"(see `{PROG} {args.command} --help`)")
         if args.cache is None:
             args.cache = default_cache_path()

@@ -142,6 +142,18 @@ class DartsSpaceConfig:
 
 
 @dataclass
+class SearchNetSpaceConfig:
+    """A real nnabla_nas SearchNet (``space=nnabla_nas/darts|pnas|mobilenet|fairnas``): ``net`` is
+    the SearchNet's own ``_partial_`` node (its class and settings); channels, classes and the
+    seed come from the data and the run (see :mod:`nas_hw.search.spaces.searchnets`)."""
+    _target_: str = "nas_hw.search.spaces.searchnets.SearchNetSpace"
+    rule: str = "argmax"
+    image_channels: Optional[int] = None
+    image_size: Optional[int] = None
+    net: Any = MISSING
+
+
+@dataclass
 class DataConfig:
     """The dataset (``data=digits|cifar10``)."""
     _target_: str = "nas_hw.search.datasets.load_dataset"
@@ -174,9 +186,58 @@ class BackendConfig:
 
 @dataclass
 class CacheConfig:
-    """The persistent latency cache, shared across runs; ``path=null`` means
-    ``$NAS_HW_CACHE`` or the per-user cache file (never inside a run directory)."""
+    """The persistent latency store, shared across runs: ``path`` a file, or ``url`` a
+    ``postgresql://`` server store (without a password: ``PGPASSWORD``, ``~/.pgpass`` or
+    ``PGSERVICE`` give it); both ``null`` mean ``$NAS_HW_CACHE`` (a file or a URL) or the
+    per-user cache file (never inside a run directory). See :func:`cache_location`."""
     path: Optional[str] = None
+    url: Optional[str] = None
+
+
+#: Why a password never goes into a config (one line, shown where one is found).
+PASSWORD_IN_CONFIG = ("must not carry a password: Hydra records every run's config and overrides "
+                      "(.hydra/config.yaml, overrides.yaml); give it through PGPASSWORD, ~/.pgpass or "
+                      "PGSERVICE (docs/scaling.md)")
+
+
+def cache_location(cache_cfg):
+    """The store the ``cache`` node names: its ``url``, its ``path``, or ``None`` (the default).
+
+    Raises:
+        ConfigInputError: both are given, ``url`` is not a ``postgresql://`` URL or carries a
+            password, or ``path`` is a URL.
+    """
+    from ..measure.store import is_server_url, redact
+    from ..measure.store.location import url_passwords
+
+    path, url = cache_cfg.get("path"), cache_cfg.get("url")
+    if path is not None and url is not None:
+        raise ConfigInputError(f"cache.path={path!r} and cache.url={redact(str(url))!r}: give one "
+                               "(a file path, or a postgresql:// server URL)")
+    if path is not None and is_server_url(path):
+        raise ConfigInputError(f"cache.path={redact(path)!r} is a server URL: give it as cache.url "
+                               "(cache.path is a file path)")
+    if url is not None:
+        if not is_server_url(url):
+            raise ConfigInputError(f"cache.url must be a postgresql:// URL, got {url!r} "
+                                   "(a file goes in cache.path)")
+        if url_passwords(url):
+            raise ConfigInputError(f"cache.url={redact(url)!r} {PASSWORD_IN_CONFIG}")
+        return url
+    return path
+
+
+def secret_in_override(override):
+    """The one-line refusal of a command-line override that would record a password in the run's
+    config (``cache.url=postgresql://user:secret@...``), or ``None``."""
+    from ..measure.store import is_server_url, redact
+    from ..measure.store.location import url_passwords
+
+    key, sep, value = override.lstrip("+~").partition("=")
+    value = value.strip("'\"")
+    if sep and key in ("cache.url", "cache.path") and is_server_url(value) and url_passwords(value):
+        return f"{key}={redact(value)!r} {PASSWORD_IN_CONFIG}"
+    return None
 
 
 class ReferenceMode(Enum):
@@ -218,7 +279,7 @@ class Config:
 #: as a user's own space, is taken as it is).
 SCHEMAS = {cls._target_: cls for cls in (
     LatencyConfig, SearchConfig, ProxylessSearchConfig, RetrainConfig, MobileNetSpaceConfig,
-    DartsSpaceConfig, DataConfig, DeviceConfig)}
+    DartsSpaceConfig, SearchNetSpaceConfig, DataConfig, DeviceConfig)}
 #: Groups whose schema does not depend on the ``_target_``.
 FIXED_SCHEMAS = {"estimator": EstimatorConfig, "table": TableConfig, "cache": CacheConfig,
                  "reference": ReferenceConfig, "backend": BackendConfig}

@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from ..errors import ConfigInputError, NetworkInputError, UsageError
-from .config import config_error_line, renamed_key
+from .config import config_error_line, renamed_key, secret_in_override
 
 PROG = "nas-hw"
 #: Errors the user fixes by changing what they typed or gave (exit code 2).
@@ -50,7 +50,8 @@ def hydra_error_line(err):
 def run_hydra_app(hydra_main, argv, prog):
     """Runs a ``@hydra.main`` function on ``argv`` (Hydra reads ``sys.argv``); returns the exit code.
 
-    An override naming a key of an earlier version is refused first, naming the new key. Errors
+    An override naming a key of an earlier version is refused first, naming the new key, and so
+    is one that would record a password in the run's config. Errors
     Hydra raises while composing (an override it cannot parse, an unknown option of a config
     group) end in one line and exit code 2; ``HYDRA_FULL_ERROR=1`` keeps Hydra's traceback.
     """
@@ -58,6 +59,9 @@ def run_hydra_app(hydra_main, argv, prog):
         hint = renamed_key(arg)
         if hint is not None:
             return fail(ConfigInputError(f"{arg.split('=', 1)[0].lstrip('+~')} was renamed: use {hint}"))
+        secret = secret_in_override(arg)
+        if secret is not None:  # refused before Hydra writes it into a run directory
+            return fail(ConfigInputError(secret))
     saved, saved_env = sys.argv, os.environ.get("HYDRA_FULL_ERROR")
     sys.argv = [prog] + list(argv)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises instead of printing its own lines

@@ -34,15 +34,16 @@ from omegaconf.errors import OmegaConfBaseException
 from ..checks import check_one_of, check_seed
 from ..constants import BACKENDS, MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
 from ..errors import ConfigInputError, MissingMeasurementsError
-from .config import config_error_line
+from .config import cache_location, config_error_line
 from .reference import finish_run
 from ..estimators.calibrated import Calibrator
 from ..files import atomic_write
 from ..measure.backends import make_backend
-from ..measure.store import LatencyCache
+from ..measure.store import open_cache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
 from ..search.derive import measure_network_latency_ms
+from .space_input import adapt_data, check_space_input
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ class Setup:
     dataset: object
     model: object
     deploy_shape: tuple
-    cache: LatencyCache
+    cache: object  # LatencyCache or PostgresStore (open_cache)
     estimator: object
 
 
@@ -180,15 +181,17 @@ def setup(cfg):
         raise ConfigInputError(first_line(err)) from None
     device = build(cfg.device, "device")
     dataset = build(cfg.data, "data")
-    shape = deploy_input_shape(cfg.table, dataset)
     with nn.context_scope(device.context):
         model = build(cfg.space, "space", mode="full", in_channels=int(dataset.input_shape[0]),
                       n_classes=int(dataset.n_classes), seed=int(cfg.seed))
+        dataset = adapt_data(model, dataset)
+        shape = deploy_input_shape(cfg.table, dataset)
+        check_space_input(model, shape)
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
     backend = build_backend(OmegaConf.select(cfg, "backend"), device)
-    # table.stored jobs only read the cache (SQLite's read-only mode): parallel jobs never write it
-    cache = LatencyCache(cfg.cache.path, readonly=bool(cfg.table.stored))
+    # table.stored jobs only read the cache (read-only): parallel jobs never write it
+    cache = open_cache(cache_location(cfg.cache), readonly=bool(cfg.table.stored))
     kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
                   cache=cache, batch_size=shape[0], backend=backend)
     try:
@@ -416,6 +419,7 @@ def _search(plan, started):
         "algorithm": searcher.algorithm,
         "space": OmegaConf.select(cfg, "space._target_"),
         "data": dataset.name,
+        "data_adapted_from": None if dataset.adapted_from is None else list(dataset.adapted_from),
         "seed": int(cfg.seed),
         "latency_penalty": None if cfg.latency is None else OmegaConf.to_container(cfg.latency),
         "latency_weight": None if penalty is None else penalty.weight,

@@ -10,7 +10,7 @@ The space is built as the search builds it (the same :func:`nas_hw.app.pipeline.
 and classes from ``data``, ``seed``, the ``device``'s context and type configuration); every
 candidate of every choice point and the fixed rest of the network are measured through the
 layer-based estimator of ``estimator`` (each distinct layer once: the latency cache of
-``cache.path`` serves the rest), at ``table.input_shape``. The table is stored in that cache
+``cache.path`` / ``cache.url`` serves the rest), at ``table.input_shape``. The table is stored in that cache
 (``candidate_table/<space_key>``), so a search on the same device, space and shape measures
 nothing, and ``nas-hw cache export`` carries it along. A second run takes 0 measurements.
 Nothing is written to a run directory.
@@ -92,7 +92,7 @@ def profile(cfg, progress=None):
         if calibrator is not None:
             _, calibration = calibrate_table(s, table, calibrator, cfg)
         return ProfileResult(table, s.cache.measurements, s.cache.hits, s.cache.path, s.deploy_shape,
-                             type(s.model).__name__, calibration)
+                             getattr(s.model, "space_name", type(s.model).__name__), calibration)
     finally:
         s.cache.close()
 

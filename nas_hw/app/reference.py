@@ -41,7 +41,8 @@ from omegaconf import OmegaConf, open_dict
 from ..checks import check_one_of
 from ..errors import ConfigInputError
 from ..files import atomic_write
-from ..measure.store import LatencyCache
+from ..measure.store import open_cache
+from .config import cache_location
 from ..estimators.network import Profiler
 
 logger = logging.getLogger(__name__)
@@ -127,12 +128,12 @@ def entry_of(report, run_dir):
 
 
 def _lookup(cfg, key, fingerprint):
-    with LatencyCache(cfg.cache.path) as cache:
+    with open_cache(cache_location(cfg.cache)) as cache:
         return cache.get_blob(fingerprint, KIND, key)
 
 
 def _store(cfg, key, fingerprint, entry, cfg_settings):
-    with LatencyCache(cfg.cache.path) as cache:
+    with open_cache(cache_location(cfg.cache)) as cache:
         cache.put_blob(fingerprint, KIND, key, dict(entry, settings=cfg_settings))
 
 

@@ -78,7 +78,7 @@ def add_arguments(parser):
     parser.add_argument("--time-scale", default="m", choices=tuple(TIME_SCALES),
                         help="latency unit: m (ms), u (us), n (ns) (default m)")
     parser.add_argument("--cache", default=None, metavar="PATH",
-                        help="latency cache file (default $NAS_HW_CACHE or the per-user cache)")
+                        help="latency cache file or postgresql:// URL (default $NAS_HW_CACHE or the per-user cache)")
     parser.add_argument("--out", default=".", metavar="DIR",
                         help=f"directory for {CSV_NAME}, {JSON_NAME} and {PNG_NAME} (default: .)")
     parser.add_argument("--top", type=int, default=10, metavar="K",

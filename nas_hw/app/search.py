@@ -10,8 +10,8 @@
     nas-hw search --cfg job                                  # print the composed config
 
 Every run writes report.json, arch.json, search_log.csv, search.log and checkpoint/ into its
-Hydra output directory; the latency cache is shared by all runs (cache.path, default
-$NAS_HW_CACHE or the user cache).
+Hydra output directory; the latency cache is shared by all runs (cache.path, or cache.url for a
+PostgreSQL server store; default $NAS_HW_CACHE or the user cache).
 """
 import logging
 import os

@@ -22,9 +22,13 @@ logger = logging.getLogger(__name__)
 
 
 class Callback:
-    """Base class: every hook does nothing. Override the ones you need."""
+    """Base class: every hook does nothing. Override the ones you need.
+
+    ``needs_derive``: the callback builds the derived network (through the searcher's
+    ``derive``); a searcher without a derive function refuses it when built."""
 
     searcher = None
+    needs_derive = False
 
     def set_searcher(self, searcher):
         """Gives the callback the searcher it observes (called once, before the search)."""
@@ -51,6 +55,18 @@ class Callback:
 
     def load_state_dict(self, state):
         """Restores what :meth:`state_dict` returned."""
+
+
+def check_derive_fn(callbacks, derive_fn):
+    """Refuses, when the searcher is built, callbacks that build the derived network
+    (``needs_derive``) if there is no ``derive_fn`` (they would fail only at an epoch's end)."""
+    if derive_fn is not None:
+        return
+    for name, cb in callbacks.named:
+        if getattr(cb, "needs_derive", False):
+            raise ValueError(f"derive_fn is required by callback {name!r} ({type(cb).__name__}), which builds the "
+                             "derived network at epoch ends: pass derive_fn=choices -> fixed Module (or a model "
+                             "with a derive method)")
 
 
 class CallbackList(Callback):
@@ -136,12 +152,15 @@ class LatencyMonitor(Callback):
     """Logs the latency of the architecture being searched.
 
     Every ``every_n_arch_steps`` architecture steps it logs, from the candidate table, the
-    latency of the expected (softmax-weighted), the argmax and, when the MixedOps sample
-    (ProxylessNAS), the sampled architecture. At each epoch end it adds
-    ``expected_latency_ms``, ``argmax_latency_ms`` (and ``sampled_latency_ms``) to the logs and, with ``measure_true_latency``, measures the
-    argmax network as a whole with the :class:`~nas_hw.estimators.network.Profiler` at the
-    deployment input shape: ``true_latency_ms`` and ``estimation_error``
-    (``(estimated - true) / true``).
+    latency of the expected (softmax-weighted), the argmax (derived) and, when the MixedOps
+    sample (ProxylessNAS), the last sampled architecture. At each epoch end it adds
+    ``expected_latency_ms`` and ``argmax_latency_ms`` to the logs, and ``sampled_latency_ms``
+    when the MixedOps sample: the searcher's own figure when it logs one (nas_hw's ProxylessNAS
+    logs the mean over the epoch's sampled architectures), else the path sampled last (the
+    evaluation that precedes the epoch end leaves it active). With ``measure_true_latency`` it
+    measures the argmax network as a whole with the
+    :class:`~nas_hw.estimators.network.Profiler` at the deployment input shape:
+    ``true_latency_ms`` and ``estimation_error`` (``(estimated - true) / true``).
 
     Args:
         every_n_arch_steps: how often to log the table's latencies (architecture steps).
@@ -153,6 +172,7 @@ class LatencyMonitor(Callback):
         self.every_n_arch_steps = check_int("every_n_arch_steps", every_n_arch_steps, low=1)
         self.measure_true_latency = check_bool("measure_true_latency", measure_true_latency)
         self.measures_on_device = self.measure_true_latency
+        self.needs_derive = self.measure_true_latency
         self.n_run = check_n_run(n_run)
         self.history = []
 
@@ -176,7 +196,10 @@ class LatencyMonitor(Callback):
 
     def on_epoch_end(self, logs):
         """Adds the table latencies and the measured true latency of the argmax network."""
-        logs.update(self._table_latencies())
+        values = self._table_latencies()
+        if "sampled_latency_ms" in logs:  # the searcher's own (epoch mean), kept
+            values.pop("sampled_latency_ms", None)
+        logs.update(values)
         if not self.measure_true_latency:
             return
         true_ms = self.searcher.measure_latency_ms(logs["choices"], n_run=self.n_run)
@@ -238,6 +261,8 @@ class BudgetCheckpoint(Callback):
         monitor: the logs entry to maximise (``valid_acc``).
         filename: the JSON file written in the searcher's output directory.
     """
+
+    needs_derive = True
 
     def __init__(self, budget_ms=None, monitor="valid_acc", filename="arch.json"):
         self.budget_ms = check_positive("budget_ms", budget_ms, allow_none=True)

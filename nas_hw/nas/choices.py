@@ -1,8 +1,19 @@
-"""Choice points: the MixedOps of a search space, their groups, and the one argmax.
+"""Choice points: the MixedOps of a search space, their groups, the one argmax and the
+derivation rules.
 
 Architecture parameters shared by several choice points (DARTS cells sharing alphas) form one
 *group*: choices and argmax are per group. MixedOps are reached through
 :mod:`nas_hw.nnabla_nas_compat` only.
+
+A *derivation rule* turns the alphas into the architecture that is derived and retrained; the
+candidate table, the searchers and the callbacks all derive through the model's rule
+(:func:`derivation_rule`), so the table's argmax latency is the derived network's:
+
+* ``argmax``: each group's most likely candidate (``Zero`` included). ProxylessNAS, MobileNet,
+  FairNAS, PNAS (nnabla_nas's ``TrainNet`` picks ``argmax(alpha)`` per block), nas_hw's spaces.
+* ``darts``: DARTS's own rule (nnabla_nas ``darts/helper.py: parse_weights``): in every node of a
+  cell, the two incoming edges whose strongest non-``Zero`` candidate is strongest keep that
+  candidate; every other edge takes ``Zero``.
 """
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -12,7 +23,7 @@ import numpy as np
 
 from .. import nnabla_nas_compat as nnas
 from ..checks import check_one_of
-from ..constants import MIXED_OP_MODES
+from ..constants import DERIVATION_RULES, MIXED_OP_MODES
 from ..errors import GraphNotBuiltError
 
 
@@ -92,6 +103,106 @@ def argmax_choices(model_or_points):
     """The most likely architecture: the argmax of each group's alpha (``Zero`` included; a
     space whose own derivation rule differs derives through its rule, not this)."""
     return [int(np.argmax(a.d.reshape(-1))) for a in group_alphas(_points(model_or_points))]
+
+
+def _softmax(values):
+    a = np.asarray(values, dtype=np.float64).reshape(-1)
+    e = np.exp(a - a.max())
+    return e / e.sum()
+
+
+class ArgmaxRule:
+    """Each group's most likely candidate (:func:`argmax_choices`)."""
+
+    name = "argmax"
+
+    def __call__(self, points):
+        return argmax_choices(points)
+
+
+class TopEdgesRule:
+    """DARTS's rule: per node, the ``n_edges`` incoming edges whose best non-``Zero`` candidate is
+    the most likely keep it, every other edge takes ``Zero``; choice points outside the nodes
+    take their argmax.
+
+    Args:
+        nodes: per node, the indices (into the choice points) of its incoming edges.
+        zero_index: per choice point, the index of its ``Zero`` candidate (``None`` without one;
+            every edge of a node must have one).
+        n_edges: edges kept per node (2 in DARTS).
+    """
+
+    name = "darts"
+
+    def __init__(self, nodes, zero_index, n_edges=2):
+        for node in nodes:
+            missing = [i for i in node if zero_index[i] is None]
+            if missing:
+                raise ValueError(f"rule 'darts' needs a Zero candidate on every edge of a node; choice point(s) "
+                                 f"{missing} have none")
+        self.nodes = [list(node) for node in nodes]
+        self.zero_index = list(zero_index)
+        self.n_edges = n_edges
+
+    def point_choices(self, points):
+        """The chosen candidate of every choice point."""
+        out = [int(np.argmax(cp.alpha.d.reshape(-1))) for cp in points]
+        for node in self.nodes:
+            best, strength = {}, []
+            for i in node:
+                p = _softmax(points[i].alpha.d)
+                p[self.zero_index[i]] = -np.inf
+                best[i] = int(np.argmax(p))
+                strength.append(p[best[i]])
+            # stable: ties go to the earlier edge, as nnabla_nas's sorted() does
+            keep = {node[j] for j in sorted(range(len(node)), key=lambda j: -strength[j])[:self.n_edges]}
+            for i in node:
+                out[i] = best[i] if i in keep else self.zero_index[i]
+        return out
+
+    def __call__(self, points):
+        per_point = self.point_choices(points)
+        groups = {}
+        for cp, c in zip(points, per_point):
+            if groups.setdefault(cp.group, c) != c:
+                raise ValueError(f"rule 'darts': choice points sharing alpha group {cp.group} derive different "
+                                 f"candidates ({groups[cp.group]} and {c}): their cells differ in structure")
+        return [groups[g] for g in range(len(groups))]
+
+
+def derivation_rule(model, points=None, rule=None):
+    """The rule deriving ``model``'s architecture (see the module docstring).
+
+    Args:
+        model: the search space.
+        points: its choice points (found when ``None``).
+        rule: ``'argmax'``, ``'darts'`` or ``None``: the model's own ``derivation_rule``
+            attribute, else ``'darts'`` for nnabla_nas's DARTS cells, else ``'argmax'``.
+
+    Returns:
+        a callable ``points -> choices`` (one index per group) with a ``name``.
+
+    Raises:
+        ValueError: an unknown rule, or ``'darts'`` for a model without DARTS cells.
+    """
+    points = find_choice_points(model, require_shapes=False) if points is None else points
+    nodes = nnas.darts_nodes(model)
+    if rule is None:
+        rule = getattr(model, "derivation_rule", None) or ("darts" if nodes else "argmax")
+    check_one_of("rule", rule, DERIVATION_RULES)
+    if rule == "argmax":
+        return ArgmaxRule()
+    if not nodes:
+        raise ValueError(f"rule 'darts' needs nnabla_nas's DARTS cells (darts.SearchNet); "
+                         f"{type(model).__name__} has none: use rule 'argmax'")
+    index = {id(cp.mixedop): i for i, cp in enumerate(points)}
+    zero = [next((k for k, c in enumerate(cp.candidates) if nnas.is_zero_op(c)), None) for cp in points]
+    return TopEdgesRule([[index[id(m)] for m in node] for node in nodes], zero)
+
+
+def per_point(points, choices):
+    """One candidate index per choice point from one per group."""
+    return [int(choices[cp.group]) for cp in points]
 
 
 def current_choices(model_or_points):

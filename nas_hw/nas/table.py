@@ -19,7 +19,7 @@ from ..files import atomic_write
 from ..estimators.layer import LayerEstimator
 from ..estimators.params import parameter_bytes
 from ..measure.backends import backend_from_settings
-from .choices import argmax_choices, find_choice_points, fixed_choices, group_alphas
+from .choices import derivation_rule, find_choice_points, fixed_choices, group_alphas
 from .outside import outside_functions
 
 logger = logging.getLogger(__name__)
@@ -120,11 +120,12 @@ class CandidateTable:
         self._backend = backend
         self._points = None
         self._alphas = None
+        self._rule = None
         self._group_costs = {}
 
     # -- building ---------------------------------------------------------------------
     @classmethod
-    def build(cls, model, estimator, input_shape=None, progress=True):
+    def build(cls, model, estimator, input_shape=None, progress=True, rule=None):
         """Measures every candidate of every choice point once (through ``estimator`` and its
         cache) and the fixed remainder of the network.
 
@@ -135,6 +136,8 @@ class CandidateTable:
                 estimator's ``batch_size``); ``None`` uses the shapes of
                 the last graph built (which must exist).
             progress: show a progress bar.
+            rule: how the argmax architecture is derived, ``'argmax'`` or ``'darts'``; ``None``:
+                the model's own (:func:`~nas_hw.nas.choices.derivation_rule`).
 
         Raises:
             GraphNotBuiltError: no input shape given and the graph was never built.
@@ -177,7 +180,7 @@ class CandidateTable:
                     unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
                     space_key=space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__),
                     input_shape=net_shapes[0] if net_shapes else None, backend=estimator.backend)
-        table._bind_points(points)
+        table._bind_points(points, derivation_rule(model, points, rule))
         return table
 
     @classmethod
@@ -188,18 +191,20 @@ class CandidateTable:
         return space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__)
 
     # -- binding to a live model ----------------------------------------------------------
-    def bind(self, model):
-        """Attaches a (re)loaded table to ``model``'s choice points (checked to match)."""
+    def bind(self, model, rule=None):
+        """Attaches a (re)loaded table to ``model``'s choice points (checked to match); ``rule``
+        as in :meth:`build`."""
         points = find_choice_points(model, require_shapes=False)
         if [cp.n_candidates for cp in points] != [len(c) for c in self.costs["latency"]]:
             raise ValueError("this table does not match the model's choice points "
                              f"({len(self.costs['latency'])} tabulated, {len(points)} in the model)")
-        self._bind_points(points)
+        self._bind_points(points, derivation_rule(model, points, rule))
         return self
 
-    def _bind_points(self, points):
+    def _bind_points(self, points, rule):
         self._points = points
         self._alphas = group_alphas(points)
+        self._rule = rule
 
     @property
     def points(self):
@@ -273,8 +278,9 @@ class CandidateTable:
         return float(total) * f
 
     def argmax_choices(self):
-        """The argmax of every group's alpha (see :func:`nas_hw.nas.choices.argmax_choices`)."""
-        return argmax_choices(self.points)
+        """The architecture the model's derivation rule gives now (the argmax of every group's
+        alpha, or DARTS's rule: :func:`nas_hw.nas.choices.derivation_rule`)."""
+        return self._rule(self.points)
 
     def argmax(self, metric="latency", unit=None):
         """Cost of the architecture of :meth:`argmax_choices`."""
@@ -319,7 +325,7 @@ class CandidateTable:
         table = type(self)(costs, fixed, self.groups, self.names, self.candidate_names, self.unit,
                            self.fingerprint, self.space_key, self.input_shape)
         if self._points is not None:
-            table._bind_points(self._points)
+            table._bind_points(self._points, self._rule)
         return table
 
     # -- persistence --------------------------------------------------------------------

@@ -17,8 +17,8 @@ the mean and standard deviation of the training split; labels as int32 ``(N, 1)`
 import logging
 import os
 import pickle
-from dataclasses import dataclass
-from typing import Iterator, Tuple
+from dataclasses import dataclass, replace
+from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
@@ -72,6 +72,8 @@ class Dataset:
         mean: per-channel mean (in raw pixel units scaled to 0..1) removed from the images.
         std: per-channel standard deviation the images were divided by.
         class_names: one name per class.
+        adapted_from: the stored image shape ``(C, H, W)`` when :func:`adapt_images` changed
+            it for a network (``None``: the images are as stored).
     """
     name: str
     train: Split
@@ -82,6 +84,7 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     class_names: Tuple[str, ...]
+    adapted_from: Optional[Tuple[int, int, int]] = None
 
 
 def _check_seed(seed):
@@ -273,6 +276,59 @@ def load_dataset(name='digits', root=None, valid_fraction=0.2, test_fraction=Non
             raise ValueError(f"dataset 'digits' is embedded in nas_hw and takes no root, got {root!r}")
         return _load_digits(valid_fraction, test_fraction, seed)
     return _load_cifar10(root, valid_fraction, test_fraction, seed)
+
+
+def _nearest(size_in, size_out):
+    """Source index of every output pixel when resizing ``size_in`` to ``size_out`` (nearest)."""
+    return (np.arange(size_out) * size_in) // size_out
+
+
+def adapt_images(dataset, input_shape):
+    """The dataset with images of ``input_shape`` (C, H, W), for a network that needs it.
+
+    nnabla_nas's SearchNets assume RGB images of CIFAR's or ImageNet's resolution (MobileNet's
+    and FairNAS's stems read 3 channels; DARTS's classifier pools an 8x8 map, so 32x32 inputs).
+    Grey images get their one channel repeated (the normalised values are unchanged, so the
+    per-channel mean and std repeat too); each image is resized by nearest neighbour (8x8
+    digits to 32x32: every pixel becomes a 4x4 block). Nothing is interpolated, nothing new
+    is learnt from: the network sees the same information at the shape it was designed for, and
+    every latency is measured at that shape.
+
+    Args:
+        dataset: a :class:`Dataset`.
+        input_shape: the wanted ``(C, H, W)``; ``C`` must equal the images' channels or they
+            must have 1.
+
+    Returns:
+        Dataset: a new dataset (``adapted_from`` = the stored shape), or ``dataset`` itself when
+        the shapes already agree.
+
+    Raises:
+        ValueError: ``input_shape`` is not 3 positive ints, or the channels cannot be adapted.
+    """
+    shape = tuple(input_shape) if hasattr(input_shape, "__len__") else ()
+    if len(shape) != 3 or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0 for d in shape):
+        raise ValueError(f"input_shape must be 3 positive ints (C, H, W), got {input_shape!r}")
+    shape = tuple(int(d) for d in shape)
+    have = tuple(int(d) for d in dataset.input_shape)
+    if shape == have:
+        return dataset
+    if shape[0] != have[0] and have[0] != 1:
+        raise ValueError(f"input_shape {list(shape)} has {shape[0]} channels; images of {have[0]} channels "
+                         "can only be used as they are (only 1-channel images are repeated)")
+    rows, cols = _nearest(have[1], shape[1]), _nearest(have[2], shape[2])
+    repeat = shape[0] // have[0]
+
+    def resize(split):
+        x = split.x[:, :, rows][:, :, :, cols]
+        return Split(np.ascontiguousarray(np.repeat(x, repeat, axis=1)), split.y)
+
+    logger.info("%s images %s adapted to %s (%s)", dataset.name, have, shape,
+                ", ".join(filter(None, ["channel repeated" if repeat > 1 else "",
+                                        "nearest-neighbour resize" if shape[1:] != have[1:] else ""])))
+    return replace(dataset, train=resize(dataset.train), valid=resize(dataset.valid), test=resize(dataset.test),
+                   input_shape=shape, mean=np.repeat(dataset.mean, repeat), std=np.repeat(dataset.std, repeat),
+                   adapted_from=dataset.adapted_from or have)
 
 
 def iterate_batches(x, y, batch_size, rng=None, shuffle=True, drop_last=False) -> Iterator:

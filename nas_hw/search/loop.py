@@ -3,6 +3,7 @@
 The two algorithms, :class:`~nas_hw.search.darts.DartsSearcher` and
 :class:`~nas_hw.search.proxyless.ProxylessSearcher`, implement :meth:`Searcher.arch_step`.
 """
+import contextlib
 import logging
 import os
 import time
@@ -16,8 +17,9 @@ from tqdm.auto import tqdm
 from .. import nnabla_nas_compat as nnas
 from ..checks import check_batch_size, check_int, check_number, check_one_of, check_seed
 from ..constants import MAX_EPOCHS, MAX_LR, MAX_WEIGHT_DECAY, OPTIMIZERS
-from ..nas.callbacks import Callback, CallbackList
-from ..nas.choices import arch_parameters, argmax_choices, find_choice_points, net_parameters, set_mode
+from ..nas.callbacks import Callback, CallbackList, check_derive_fn
+from ..nas.choices import (arch_parameters, derivation_rule, find_choice_points, fixed_choices,
+                           net_parameters, per_point, set_mode)
 from .checkpoint import check_resume, load_checkpoint, save_checkpoint
 from .datasets import iterate_batches
 from .derive import describe_architecture, measure_network_latency_ms
@@ -62,7 +64,10 @@ class Searcher:
         penalty: a :class:`~nas_hw.nas.penalty.LatencyPenalty`, or ``None``; it is bound to the
             table when the table is attached.
         callbacks: a :class:`~nas_hw.nas.callbacks.CallbackList`, a list or dict of callbacks.
-        derive_fn: ``choices -> Module``: builds the fixed network of an architecture.
+        derive_fn: ``choices -> Module``: builds the fixed network of an architecture; ``None``:
+            the model's own ``derive`` when it has one. Callbacks that need it (``needs_derive``:
+            :class:`~nas_hw.nas.callbacks.BudgetCheckpoint`, a measuring
+            :class:`~nas_hw.nas.callbacks.LatencyMonitor`) are refused without one, here.
         output_dir: where callbacks write and checkpoints go.
         epochs: search epochs (after warm-up).
         warmup_epochs: epochs of weight steps only, first.
@@ -114,7 +119,8 @@ class Searcher:
         elif not isinstance(callbacks, CallbackList):
             callbacks = CallbackList(callbacks)
         self.callbacks = callbacks
-        self.derive_fn = derive_fn
+        self.derive_fn = derive_fn if derive_fn is not None else getattr(model, "derive", None)
+        check_derive_fn(self.callbacks, self.derive_fn)
         self.output_dir = os.fspath(output_dir)  # created by run(): a refused search writes nothing
         self.epochs = epochs
         self.warmup_epochs = warmup_epochs
@@ -133,6 +139,7 @@ class Searcher:
         self.choice_points = find_choice_points(model, require_shapes=False)
         if not self.choice_points:
             raise ValueError("the model has no choice points (MixedOp): nothing to search")
+        self.rule = derivation_rule(model, self.choice_points)
         set_mode(model, self.mixedop_mode)
         for i, cp in enumerate(self.choice_points):
             nnas.set_rng(cp.mixedop, np.random.RandomState(seed * 1000 + i))
@@ -243,29 +250,35 @@ class Searcher:
         return (b for _, b in zip(range(n), batches)), n
 
     def evaluate(self, split="valid", batch_size=256):
-        """Accuracy of the supernet on a split: the ``'full'`` mixture for DARTS, the argmax
-        paths for ProxylessNAS.
+        """Accuracy of the supernet on a split: the ``'full'`` mixture for DARTS, the derived
+        architecture (:meth:`argmax_choices`) for ProxylessNAS.
+
+        The derived paths run through :func:`~nas_hw.nas.choices.fixed_choices`, which restores
+        every MixedOp's state afterwards: the path the last architecture step sampled (what
+        ``table.sampled()`` reads) is still the active one after an evaluation.
 
         Batch normalisation uses the statistics of each batch: the running statistics of a
         supernet, whose weights and mixture move fast, are too stale to score it."""
         data = getattr(self.dataset, split)
+        derived = contextlib.nullcontext()
         if self.mixedop_mode != "full":
-            set_mode(self.model, "max")
-        try:
-            correct = 0
+            derived = fixed_choices(self.choice_points, per_point(self.choice_points, self.argmax_choices()))
+        correct = 0
+        with derived:
             for x_np, y_np in iterate_batches(data.x, data.y, batch_size, shuffle=False):
                 _, _, logits, _ = self._run_batch(f"eval-{split}", x_np, y_np, training=True)
                 logits.forward(clear_buffer=True)
                 correct += accuracy(logits.d, y_np) * len(x_np)
-        finally:
-            if self.mixedop_mode != "full":
-                set_mode(self.model, self.mixedop_mode)
         return correct / len(data)
 
     # architecture ----------------------------------------------------------------------
     def argmax_choices(self):
-        """One candidate index per alpha group: the argmax of its alpha."""
-        return argmax_choices(self.choice_points)
+        """The architecture derived now, one candidate index per alpha group: the argmax of its
+        alpha, or the space's own rule (DARTS: :func:`~nas_hw.nas.choices.derivation_rule`); the
+        table's rule once a table is attached (a table built with ``rule=...`` decides)."""
+        if self.table is not None:
+            return self.table.argmax_choices()
+        return self.rule(self.choice_points)
 
     def derive(self, choices):
         """The fixed network of ``choices`` (freshly initialised weights)."""

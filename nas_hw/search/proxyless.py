@@ -42,6 +42,7 @@ class ProxylessSearcher(Searcher):
         # set before the base class, which may load a checkpoint's baseline
         self.baseline = None
         self._penalty_term = None
+        self._epoch_sampled_ms = []  # table latency of every path sampled this epoch
         super().__init__(*args, **kwargs)
 
     def arch_step(self, x_np, y_np):
@@ -58,6 +59,7 @@ class ProxylessSearcher(Searcher):
             self.callbacks.on_reward(logs)
             rewards.append(float(logs["reward"]))
             latencies.append(logs["latency_ms"])
+        self._epoch_sampled_ms.extend(latencies)
         mean_reward = float(np.mean(rewards))
         if self.baseline is None:
             self.baseline = mean_reward
@@ -76,8 +78,14 @@ class ProxylessSearcher(Searcher):
                 "sampled_latency_ms": float(np.mean(latencies))}
 
     def epoch_logs(self):
-        """The reward baseline."""
-        return {"baseline": self.baseline} if self.baseline is not None else {}
+        """The reward baseline and ``sampled_latency_ms``: the mean table latency of the paths
+        sampled in the epoch's architecture steps (recorded as they were sampled, so the
+        evaluation of the derived architecture does not change it)."""
+        logs = {"baseline": self.baseline} if self.baseline is not None else {}
+        if self._epoch_sampled_ms:
+            logs["sampled_latency_ms"] = float(np.mean(self._epoch_sampled_ms))
+            self._epoch_sampled_ms = []
+        return logs
 
     def extra_state(self):
         """The reward baseline."""

@@ -47,15 +47,14 @@ def test_pipeline_writes_report_arch_and_csv(algorithm, tmp_path):
 def test_bug_run_search_closes_its_cache(tmp_path, monkeypatch):
     """Regression: run_search never closed the latency cache (nor on a failure)."""
     from nas_hw.app import pipeline
-    from nas_hw.measure.store import LatencyCache
     opened = []
+    real_open = pipeline.open_cache
 
-    class Tracked(LatencyCache):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            opened.append(self)
+    def tracked(*args, **kwargs):
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
 
-    monkeypatch.setattr(pipeline, "LatencyCache", Tracked)
+    monkeypatch.setattr(pipeline, "open_cache", tracked)
     run_search(compose(TINY_OVERRIDES + ["retrain.epochs=0", f"cache.path={tmp_path / 'c.sqlite'}"]),
                str(tmp_path / "ok"))
     with pytest.raises(Exception):
@@ -118,3 +117,72 @@ def test_calibration_switch_calibrates_the_table_once_and_reuses_it(tmp_path, mo
     with pytest.raises(ValueError, match="calibration_points|number of calibration networks"):
         run_search(compose(TINY_OVERRIDES + ["table.calibrate=true", "table.calibration_points=6"]),
                    str(tmp_path / "c"))
+
+
+NNABLA_NAS_TINY = [
+    "search.epochs=1", "search.warmup_epochs=0", "search.max_batches=1", "search.batch_size=8",
+    "retrain.epochs=1", "retrain.max_batches=1", "retrain.batch_size=8",
+    "estimator.n_run=1", "estimator.n_warmup=0", "callbacks.monitor.n_run=1", "progress=false",
+]
+
+
+@pytest.mark.parametrize("space", ["darts", "pnas", "mobilenet", "fairnas"])
+def test_nnabla_nas_space_configs_compose_to_the_real_searchnets(space):
+    cfg = compose([f"space=nnabla_nas/{space}"])
+    assert cfg.space._target_ == "nas_hw.search.spaces.searchnets.SearchNetSpace"
+    assert cfg.space.net._target_.startswith("nnabla_nas.contrib.classification.")
+
+
+@pytest.mark.parametrize("space,search", [("darts", "darts"), ("mobilenet", "proxyless")])
+def test_the_real_searchnets_run_end_to_end_on_the_digits(space, search, tmp_path):
+    """nas-hw search space=nnabla_nas/<space>: the 1x8x8 digits meet the SearchNet's input (DARTS:
+    16x16, MobileNet: 3 channels), searched, derived by the space's rule, measured and retrained."""
+    cfg = compose(NNABLA_NAS_TINY + [f"space=nnabla_nas/{space}", f"search={search}", "latency.weight=0.1",
+                                     "data.valid_fraction=0.05", "data.test_fraction=0.05",
+                                     f"cache.path={tmp_path / 'cache.sqlite'}"])
+    report = run_search(cfg, str(tmp_path / "run"))
+    wanted = {"darts": [1, 1, 16, 16], "mobilenet": [1, 3, 8, 8]}[space]
+    assert report["deploy_input_shape"] == wanted and report["data_adapted_from"] == [1, 8, 8]
+    assert report["true_latency_ms"] > 0 and 0 <= report["test_acc"] <= 1
+    assert len(report["candidates"]) == len(report["choices"])
+    if space == "darts":  # DARTS's rule: per node, two edges keep a non-Zero candidate
+        assert report["candidates"][:2].count("none") == 0 and report["candidates"][2:].count("none") == 1
+
+
+def test_the_real_darts_searchnet_on_cifar10_read_from_a_directory(tmp_path):
+    """CIFAR-10 in its own python-batch format, from a local directory (written here), at its own
+    3x32x32 with a two-cell DARTS SearchNet: the images are used as they are."""
+    import pickle
+
+    import numpy as np
+
+    from nas_hw.search.datasets import CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
+
+    rng = np.random.RandomState(0)
+    for name in CIFAR10_TRAIN_FILES + (CIFAR10_TEST_FILE,):
+        with open(tmp_path / name, "wb") as f:
+            pickle.dump({b"data": rng.randint(0, 256, (12, 3072)).astype(np.uint8),
+                         b"labels": list(rng.randint(0, 10, 12))}, f)
+    cfg = compose(NNABLA_NAS_TINY + ["space=nnabla_nas/darts", "space.image_size=32", "space.net.num_cells=2",
+                                     "data=cifar10", f"data.root={tmp_path}", "data.valid_fraction=0.2",
+                                     f"cache.path={tmp_path / 'cache.sqlite'}"])
+    report = run_search(cfg, str(tmp_path / "run"))
+    assert report["data"] == "cifar10" and report["data_adapted_from"] is None
+    assert report["deploy_input_shape"] == [1, 3, 32, 32] and len(report["choices"]) == 5
+
+
+def test_a_searchnet_that_cannot_take_the_data_is_refused_in_one_line(tmp_path):
+    from nas_hw.errors import ConfigInputError
+
+    cfg = compose(NNABLA_NAS_TINY + ["space=nnabla_nas/darts", "space.image_size=32",
+                                     f"cache.path={tmp_path / 'cache.sqlite'}"])
+    with pytest.raises(ConfigInputError, match="^space.image_size: .*cannot take inputs of shape \\[1, 1, 32, 32\\]"):
+        run_search(cfg, str(tmp_path / "run"))
+
+
+def test_searchnet_space_keys_are_typed():
+    from nas_hw.errors import ConfigInputError
+
+    with pytest.raises(ConfigInputError, match="space.image_size"):
+        compose(["space=nnabla_nas/darts", "space.image_size=big"])
+    assert compose(["space=nnabla_nas/darts", "space.image_size=32"]).space.image_size == 32

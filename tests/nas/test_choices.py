@@ -65,3 +65,45 @@ def test_graph_never_built_is_a_clear_error():
 def test_darts_space_class_is_duck_typed():
     net = DartsSpace(in_channels=3, channels=4, n_cells=1, n_nodes=1, reduction_cells=())
     assert len(find_choice_points(net, require_shapes=False)) == 2
+
+
+def _points(alphas, zero_last=True):
+    """Choice points over plain arrays (a rule reads alpha.d only)."""
+    from types import SimpleNamespace
+
+    from nas_hw.nas.choices import ChoicePoint
+
+    return [ChoicePoint(f"e{i}", None, [None] * len(a), SimpleNamespace(d=np.asarray(a, dtype=np.float32)), i, [])
+            for i, a in enumerate(alphas)]
+
+
+def test_darts_rule_keeps_the_two_strongest_non_zero_edges_of_each_node():
+    from nas_hw.nas.choices import TopEdgesRule
+
+    # node 0: edges 0, 1; node 1: edges 2, 3, 4. Candidates [conv, pool, zero]
+    alphas = [[0, 1, 5],     # Zero strongest, then pool: kept anyway (a node keeps two edges)
+              [2, 0, 0],
+              [0, 3, 0],     # pool at p=0.91: the strongest edge of node 1
+              [1, 0, 0],     # conv at p=0.58: kept
+              [0.5, 0, 0],   # conv at p=0.45: the weakest of node 1, dropped (-> Zero)
+              ]
+    rule = TopEdgesRule([[0, 1], [2, 3, 4]], [2] * 5)
+    assert rule(_points(alphas)) == [1, 0, 1, 0, 2]
+    # probabilities, not raw alphas: Zero's mass weakens an edge (here edge 3 loses to edge 2)
+    alphas[3] = [1, 0, 4]
+    assert rule(_points(alphas)) == [1, 0, 1, 2, 0]
+    from nas_hw.nas.choices import argmax_choices
+    assert argmax_choices(_points(alphas)) == [2, 0, 1, 2, 0]  # what the plain argmax would derive
+    with pytest.raises(ValueError, match="needs a Zero candidate on every edge"):
+        TopEdgesRule([[0, 1]], [2, None])
+
+
+def test_darts_rule_is_refused_for_a_space_without_darts_cells():
+    from nas_hw.nas.choices import derivation_rule
+
+    net, _ = mobilenet()
+    assert derivation_rule(net).name == "argmax"
+    with pytest.raises(ValueError, match="rule 'darts' needs nnabla_nas's DARTS cells"):
+        derivation_rule(net, rule="darts")
+    with pytest.raises(ValueError, match="rule must be one of"):
+        derivation_rule(net, rule="best")

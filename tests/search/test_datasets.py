@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nas_hw.search.datasets import (CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, DatasetError,
-                             iterate_batches, load_dataset, read_cifar10_batch)
+                             adapt_images, iterate_batches, load_dataset, read_cifar10_batch)
 from nas_hw.errors import NasHwError
 
 
@@ -200,3 +200,30 @@ def test_iterate_batches_errors(kwargs, match):
         list(iterate_batches(np.zeros(4), np.zeros(4), **kwargs))
     with pytest.raises(ValueError, match='same number of samples'):
         list(iterate_batches(np.zeros(4), np.zeros(3), 2))
+
+
+def test_adapt_images_repeats_grey_channels_and_resizes_by_nearest_neighbour():
+    ds = load_dataset('digits')
+    big = adapt_images(ds, (3, 32, 32))
+    assert big.input_shape == (3, 32, 32) and big.adapted_from == (1, 8, 8)
+    assert big.train.x.shape == (len(ds.train), 3, 32, 32) and big.train.x.dtype == np.float32
+    # every pixel became a 4x4 block, the same in every channel; labels untouched
+    np.testing.assert_array_equal(big.train.x[:, 0, ::4, ::4], ds.train.x[:, 0])
+    np.testing.assert_array_equal(big.train.x[:, 0, 3::4, 3::4], ds.train.x[:, 0])
+    np.testing.assert_array_equal(big.valid.x[:, 2], big.valid.x[:, 0])
+    np.testing.assert_array_equal(big.test.y, ds.test.y)
+    assert big.mean.shape == big.std.shape == (3,)
+    assert adapt_images(ds, (1, 8, 8)) is ds
+    assert adapt_images(big, (3, 16, 16)).adapted_from == (1, 8, 8)  # the stored shape stays known
+
+
+@pytest.mark.parametrize("shape,match", [
+    ((2, 8, 8), "only 1-channel images are repeated"),
+    ((3, 8), "3 positive ints"),
+    ((3, 0, 8), "3 positive ints"),
+])
+def test_adapt_images_refuses_what_it_cannot_do(shape, match, fake_cifar):
+    root, _ = fake_cifar
+    ds = load_dataset('cifar10', root=str(root))  # 3 channels: cannot become 2
+    with pytest.raises(ValueError, match=match):
+        adapt_images(ds, shape)

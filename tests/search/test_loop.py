@@ -167,3 +167,67 @@ def test_retrain_from_scratch_learns():
     result = train_from_scratch(model, ds, epochs=5, batch_size=32, max_batches=20, lr=0.2)
     assert result["test_acc"] > 0.3  # 10 classes: chance is 0.1
     assert set(result) == {"train_loss", "valid_acc", "test_acc"}
+
+
+class _Recorder:
+    """Records the logs of every hook (a nas_hw callback)."""
+
+    def __new__(cls):
+        from nas_hw.nas.callbacks import Callback
+
+        class Recorder(Callback):
+            def __init__(self):
+                self.steps, self.epochs = [], []
+
+            def on_arch_step_end(self, logs):
+                self.steps.append(dict(logs))
+
+            def on_epoch_end(self, logs):
+                self.epochs.append(dict(logs))
+
+        return Recorder()
+
+
+def test_proxyless_epoch_sampled_latency_is_the_sampled_paths_not_the_argmax(tmp_path):
+    """Regression: the epoch-end sampled_latency_ms was read after the evaluation had switched
+    every MixedOp to 'max', so it was the argmax architecture's latency."""
+    from nas_hw.nas.callbacks import LatencyMonitor
+
+    recorder = _Recorder()
+    searcher = tiny_searcher("proxyless", tmp_path, max_batches=3, n_samples=3,
+                             callbacks={"monitor": LatencyMonitor(measure_true_latency=False), "rec": recorder})
+    searcher.run()
+    step_means = [s["sampled_latency_ms"] for s in recorder.steps]
+    epoch = recorder.epochs[0]
+    assert epoch["sampled_latency_ms"] == pytest.approx(np.mean(step_means))
+    # the evaluation leaves the last sampled path active (it does not switch MixedOps to 'max')
+    active = [cp.active_index for cp in searcher.choice_points]
+    searcher.evaluate("valid")
+    assert [cp.active_index for cp in searcher.choice_points] == active
+    assert {cp.mode for cp in searcher.choice_points} == {"sample"}
+
+
+def test_budget_checkpoint_without_derive_fn_is_refused_when_the_searcher_is_built(tmp_path):
+    """Regression: it failed only at the end of the first epoch."""
+    from nas_hw.nas.callbacks import BudgetCheckpoint, CSVLogger, LatencyMonitor
+
+    from nnabla_nas.module import Module
+
+    model, table, _ = tiny_setup()
+
+    class Raw(Module):  # a model without derive
+        def __init__(self, inner):
+            Module.__init__(self)
+            self.inner = inner
+
+        def call(self, x):
+            return self.inner(x)
+
+    raw = Raw(model)
+    for cb in (BudgetCheckpoint(), LatencyMonitor()):
+        with pytest.raises(ValueError, match=f"derive_fn is required by callback .*{type(cb).__name__}"):
+            DartsSearcher(raw, tiny_dataset(), table, callbacks=[cb], output_dir=str(tmp_path))
+    DartsSearcher(raw, tiny_dataset(), table, callbacks=[CSVLogger(), LatencyMonitor(measure_true_latency=False)],
+                  output_dir=str(tmp_path))
+    assert DartsSearcher(model, tiny_dataset(), table, callbacks=[BudgetCheckpoint()],
+                         output_dir=str(tmp_path)).derive_fn == model.derive  # the space's own derive

@@ -1,13 +1,19 @@
 """The persistent store of measurements, keyed by device fingerprint and signature.
 
+Two backends share one interface: :class:`LatencyCache`, an SQLite file (the embedded default),
+and :class:`~nas_hw.measure.store.postgres.PostgresStore`, a PostgreSQL server shared by a team
+(the ``postgres`` extra). :func:`open_cache` picks one from a location: a file path or a
+``postgresql://`` URL.
+
 Modules: ``rows`` (a row, :class:`Record`, and the one validation every row passes), ``io``
 (export / import files), ``quality`` (row quality per fingerprint), ``lock`` (the measuring
 lock), ``sqlite`` (the SQLite store, :class:`LatencyCache`), ``opening``, ``schema`` and
 ``migrate`` (how its files are recognised and opened, their format, the schema-1 conversion).
 
-The store interface: what every store backend offers (the SQLite one today; a server store
-implements the same methods, with rows validated by ``rows.check_row`` and files read and
-written by ``io``, so no check is written twice):
+The store interface: what every store backend offers (:class:`LatencyCache` and
+:class:`~nas_hw.measure.store.postgres.PostgresStore` implement the same methods, with rows
+validated by ``rows.check_row`` and files read and written by ``io``, so no check is written
+twice):
 
 - ``__init__(location, timeout_s=60.0, readonly=False)``; attributes ``path`` (where it is, for
   messages), ``readonly``, ``timeout_s``, the counters ``hits``, ``misses``, ``measurements``;
@@ -28,19 +34,29 @@ written by ``io``, so no check is written twice):
 """
 import os
 
+from .location import describe, is_server_url, redact
+from .postgres import PostgresStore
 from .rows import Record, noop_stats
 from .sqlite import MEMORY, SCHEMA_VERSION, LatencyCache, default_cache_path
 
 
-def open_cache(cache, readonly=False):
-    """A :class:`LatencyCache` from an instance, a path, ``":memory:"`` or ``None`` (default path);
-    a path is opened read-only with ``readonly`` (an instance is used as it is)."""
-    if isinstance(cache, LatencyCache):
+def open_cache(cache=None, readonly=False):
+    """A store from an instance, a path, ``":memory:"``, a ``postgresql://`` URL or ``None``
+    (``$NAS_HW_CACHE``, which may be a URL too, else the per-user file).
+
+    ``readonly``: a store that creates nothing and refuses writes (an instance is used as it is).
+    """
+    if isinstance(cache, (LatencyCache, PostgresStore)):
         return cache
-    if cache is None or isinstance(cache, (str, os.PathLike)):
+    if cache is None and is_server_url(default_cache_path()):
+        cache = default_cache_path()
+    if is_server_url(cache):
+        return PostgresStore(cache, readonly=readonly)
+    if cache is None or isinstance(cache, (str, os.PathLike)):  # None: LatencyCache makes the default's directory
         return LatencyCache(cache, readonly=readonly)
-    raise TypeError(f"cache must be a LatencyCache, a path, ':memory:' or None, got {type(cache).__name__}")
+    raise TypeError(f"cache must be a LatencyCache, a path, ':memory:', a postgresql:// URL or None, "
+                    f"got {type(cache).__name__}")
 
 
-__all__ = ["LatencyCache", "Record", "noop_stats", "open_cache", "default_cache_path", "MEMORY",
-           "SCHEMA_VERSION"]
+__all__ = ["LatencyCache", "PostgresStore", "Record", "noop_stats", "open_cache", "default_cache_path", "MEMORY",
+           "SCHEMA_VERSION", "is_server_url", "redact", "describe"]

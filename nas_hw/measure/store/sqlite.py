@@ -34,6 +34,7 @@ from .quality import summarize
 from .rows import COLUMNS, RowError, read_record, stats_row
 from .opening import MEMORY, migrate_hint, open_store
 from .schema import SELECT
+from .location import is_server_url, redact
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class LatencyCache:
         if (isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float))
                 or not math.isfinite(timeout_s) or timeout_s <= 0):
             raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
+        if is_server_url(path if path is not None else default_cache_path()):
+            raise ValueError(f"LatencyCache is the SQLite file store; open the server store "
+                             f"{redact(path or default_cache_path())} with open_cache(url) or PostgresStore(url)")
         if path is None:
             path = default_cache_path()
             if not readonly:

@@ -1,6 +1,7 @@
 """nas_hw's own search spaces, built only from ``nnabla_nas.module`` blocks.
 
-Two spaces are provided:
+Two spaces are provided (and :class:`SearchNetSpace` wraps nnabla_nas's own SearchNets:
+:mod:`nas_hw.search.spaces.searchnets`):
 
 * :class:`MobileNetSpace`: a ProxylessNAS / MobileNetV2-style chain of inverted
   residual blocks; every block is one choice point (kernel size x expansion ratio,
@@ -26,6 +27,7 @@ called (``ModuleList``, the per-cell ``Module``) record no input shapes.
 from ...checks import check_one_of
 from .darts import DARTS_OPS, DartsSpace
 from .mobilenet import MobileNetSpace
+from .searchnets import SearchNetSpace
 
 SPACE_NAMES = ('mobilenet', 'darts')
 SPACES = {'mobilenet': MobileNetSpace, 'darts': DartsSpace}
@@ -48,4 +50,4 @@ def build_space(name, **kwargs):
     return SPACES[name](**kwargs)
 
 
-__all__ = ["MobileNetSpace", "DartsSpace", "DARTS_OPS", "SPACES", "SPACE_NAMES", "build_space"]
+__all__ = ["MobileNetSpace", "DartsSpace", "SearchNetSpace", "DARTS_OPS", "SPACES", "SPACE_NAMES", "build_space"]
