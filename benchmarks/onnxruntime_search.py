@@ -13,6 +13,7 @@ retrained accuracy is what the search reports. The load average is recorded.
 
     .venv/bin/python benchmarks/onnxruntime_search.py                   # weights 0.3,1,3; ~1 h under load
     .venv/bin/python benchmarks/onnxruntime_search.py --quick           # tiny epochs: proves it works
+    .venv/bin/python benchmarks/onnxruntime_search.py --seeds 0,1,2 table.input_shape=[1,1,32,32]
 """
 import argparse
 import json
@@ -71,8 +72,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--cache", default=None, help="latency cache (default: a fresh temporary file)")
     p.add_argument("--out", default=None)
+    p.add_argument("overrides", nargs="*", help="more nas-hw search overrides (space=..., table.input_shape=...)")
     args = p.parse_args(argv)
-    base = ["progress=false", "reference.mode=off", "~callbacks.tensorboard"]
+    base = ["progress=false", "reference.mode=off", "~callbacks.tensorboard"] + list(args.overrides)
     if args.quick:
         args.weights, args.rounds, args.n_run = "1", 2, 50
         base += ["search.epochs=1", "search.warmup_epochs=0", "search.max_batches=3", "retrain.epochs=1",
