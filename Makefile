@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-EXTRAS := test,nnabla-nas,examples,sweep,postgres
+EXTRAS := test,nnabla-nas,examples,sweep,postgres,onnx
 
 .PHONY: test smoke search venv bench clean
 

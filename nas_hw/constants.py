@@ -92,6 +92,17 @@ NNP_MAX_GRAPH_NODES = 100_000
 #: The extra that brings the GPU extension.
 CUDA_INSTALL_HINT = "pip install 'nas_hw[cuda]' (installs nnabla-ext-cuda120)"
 
+#: Measuring backends: where layers and networks are timed (nnabla's own kernels, or the
+#: network exported to ONNX and run by ONNX Runtime).
+BACKENDS = ("nnabla", "onnxruntime")
+#: The extra that brings the ONNX Runtime backend.
+ONNX_INSTALL_HINT = "pip install 'nas_hw[onnx]' (installs onnx and onnxruntime)"
+#: The ONNX opset of the default domain nas_hw exports (onnx 1.13 knows up to 18).
+ONNX_OPSET = 13
+#: ONNX Runtime graph optimization levels, by nas_hw's name ('all' is ONNX Runtime's default).
+ORT_OPTIMIZATION_LEVELS = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
+                           "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+
 
 def time_factor(from_scale, to_scale):
     """The factor converting a time in ``from_scale`` units to ``to_scale`` units."""

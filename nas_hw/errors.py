@@ -19,6 +19,18 @@ class MeasurementError(NasHwError, RuntimeError):
         self.signature = signature
 
 
+class BackendUnavailableError(NasHwError, RuntimeError):
+    """A measuring backend (``onnxruntime``) or its execution provider is not installed here."""
+
+
+class UnsupportedOperationError(MeasurementError):
+    """A function the backend cannot export or run; :attr:`functions` names their types."""
+
+    def __init__(self, message, functions=(), layer=None, signature=None):
+        super().__init__(message, layer=layer, signature=signature)
+        self.functions = list(functions)
+
+
 class CacheError(NasHwError, RuntimeError):
     """The latency cache file is unusable (not a cache, corrupt, wrong schema, unwritable)."""
 

@@ -175,6 +175,17 @@ class DeviceConfig:
 
 
 @dataclass
+class BackendConfig:
+    """Where layers and networks are timed (``backend=nnabla|onnxruntime``): nnabla's kernels on
+    the ``device``, or ONNX Runtime with an execution ``provider``, ``threads`` (intra-op) and a
+    graph ``optimization`` level (ignored by ``nnabla``)."""
+    name: str = "nnabla"
+    provider: str = "cpu"
+    threads: int = 1
+    optimization: str = "all"
+
+
+@dataclass
 class CacheConfig:
     """The persistent latency store, shared across runs: ``path`` a file, or ``url`` a
     ``postgresql://`` server store (without a password: ``PGPASSWORD``, ``~/.pgpass`` or
@@ -256,6 +267,7 @@ class Config:
     space: Any = MISSING
     data: DataConfig = MISSING
     device: DeviceConfig = MISSING
+    backend: BackendConfig = field(default_factory=BackendConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     callbacks: Dict[str, Any] = field(default_factory=dict)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
@@ -271,7 +283,7 @@ SCHEMAS = {cls._target_: cls for cls in (
     DartsSpaceConfig, SearchNetSpaceConfig, DataConfig, DeviceConfig)}
 #: Groups whose schema does not depend on the ``_target_``.
 FIXED_SCHEMAS = {"estimator": EstimatorConfig, "table": TableConfig, "cache": CacheConfig,
-                 "reference": ReferenceConfig}
+                 "reference": ReferenceConfig, "backend": BackendConfig}
 
 
 def validate(cfg):

@@ -31,13 +31,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from ..checks import check_seed
-from ..constants import MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
+from ..checks import check_one_of, check_seed
+from ..constants import BACKENDS, MAX_BATCH_SIZE, MAX_INPUT_ELEMENTS
 from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import cache_location, config_error_line
 from .reference import finish_run
 from ..estimators.calibrated import Calibrator
 from ..files import atomic_write
+from ..measure.backends import make_backend
 from ..measure.store import open_cache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
@@ -115,6 +116,29 @@ def deploy_input_shape(table_cfg, dataset):
     return shape
 
 
+def build_backend(backend_cfg, device):
+    """The measuring backend of the ``backend`` group: ``"nnabla"`` (the estimators then time on
+    ``device``) or an ONNX Runtime backend (its GPU index is the device's).
+
+    Raises:
+        ConfigInputError: ``backend.<key> ...`` naming a refused value.
+        BackendUnavailableError: the onnx extra or the provider is missing here.
+    """
+    name = "nnabla" if backend_cfg is None else backend_cfg.name
+    try:
+        check_one_of("name", name, BACKENDS)
+    except ValueError as err:
+        raise config_error("backend", err, ["name"]) from err
+    if name == "nnabla":
+        return name
+    options = dict(provider=backend_cfg.provider, threads=backend_cfg.threads,
+                   optimization=backend_cfg.optimization, device_id=device.device_id)
+    try:
+        return make_backend(name, **options)
+    except (ValueError, TypeError) as err:
+        raise config_error("backend", err, ["name"] + list(options)) from err
+
+
 def build_callbacks(callbacks_cfg):
     """A :class:`~nas_hw.nas.callbacks.CallbackList` from the ``callbacks`` dict of named
     ``_target_`` entries (a ``null`` entry is skipped, so ``callbacks.csv=null`` removes one)."""
@@ -165,10 +189,11 @@ def setup(cfg):
         check_space_input(model, shape)
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
+    backend = build_backend(OmegaConf.select(cfg, "backend"), device)
     # table.stored jobs only read the cache (read-only): parallel jobs never write it
     cache = open_cache(cache_location(cfg.cache), readonly=bool(cfg.table.stored))
     kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
-                  cache=cache, batch_size=shape[0])
+                  cache=cache, batch_size=shape[0], backend=backend)
     try:
         estimator = _call(make_estimator, "estimator", **kwargs)
         if cfg.table.stored:  # read what `nas-hw profile` stored, offline: nothing can be measured
@@ -380,7 +405,7 @@ def _search(plan, started):
     if not cfg.table.stored:
         true_latency_ms = measure_network_latency_ms(model.derive(choices), s.deploy_shape,
                                                      s.device.ext_name, s.device.device_id,
-                                                     n_run=int(s.estimator.n_run))
+                                                     n_run=int(s.estimator.n_run), backend=s.estimator.backend)
     retrain_start = time.perf_counter()
     retrained = None
     retrainer, penalty = plan.retrainer, plan.penalty
@@ -400,6 +425,7 @@ def _search(plan, started):
         "latency_weight": None if penalty is None else penalty.weight,
         "deploy_input_shape": list(s.deploy_shape),
         "ext_name": s.device.ext_name,
+        "backend": s.estimator.backend.name,
         "derived": "the argmax architecture after the last search epoch (what was retrained)",
         "choices": list(choices),
         "candidates": arch.get("candidates"),

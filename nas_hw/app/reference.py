@@ -110,8 +110,13 @@ def reference_config(cfg):
 
 
 def fingerprint_of(cfg):
-    """The fingerprint key of the configured device (what the latencies were measured on)."""
-    return instantiate(cfg.device).fingerprint.key
+    """The fingerprint key of the configured device and backend (what the latencies were
+    measured on)."""
+    from .pipeline import build_backend  # pipeline imports this module
+
+    device = instantiate(cfg.device)
+    backend = build_backend(OmegaConf.select(cfg, "backend"), device)
+    return device.fingerprint.key if backend == "nnabla" else backend.fingerprint.key
 
 
 def entry_of(report, run_dir):
@@ -193,7 +198,8 @@ def measure_side_by_side(cfg, choices, rounds=ROUNDS):
             for _ in range(rounds):
                 for out, times in zip(outputs, samples):
                     profiler = Profiler(out, device_id=s.device.device_id, ext_name=s.device.ext_name,
-                                        n_run=n_run, n_warmup=3, per_function=False)
+                                        n_run=n_run, n_warmup=3, per_function=False,
+                                        backend=s.estimator.backend)
                     times.append(float(profiler.run()["forward_all"]))
     finally:
         s.cache.close()
@@ -246,7 +252,8 @@ def summary(cfg, report):
     how = ("measured = whole network (Profiler) at the end of the run" if side is None else
            f"measured = both whole networks timed now, interleaved, median of {side['rounds']} rounds "
            f"of {side['n_run']} runs (load {side['load_avg_1min']})")
-    lines = [f"derived network on {report['ext_name']} at input {shape} ({report['algorithm']}, "
+    where = report["ext_name"] if report.get("backend", "nnabla") == "nnabla" else f"{report['backend']} ({report['ext_name']})"
+    lines = [f"derived network on {where} at input {shape} ({report['algorithm']}, "
              f"{report['data']}); estimated = candidate table, {how}:"]
     for row in [head] + body:
         lines.append("  " + "  ".join(c.ljust(w) if i == 0 else c.rjust(w)

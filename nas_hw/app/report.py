@@ -15,6 +15,10 @@ function with
 
 then the totals and the *true* latency of the whole network from
 :class:`~nas_hw.estimators.network.Profiler` (network-based, one ``forward()`` of the graph).
+With ``--backend onnxruntime`` the network is exported to ONNX and timed on ONNX Runtime
+(``--provider``, ``--threads``, ``--optimization``): a row then holds the latency of the
+runtime's fused kernel starting at its function (type ``Convolution+BatchNormalization+ReLU``),
+and the other functions of that kernel say which row they were fused into.
 It writes ``report.csv`` (the rows), ``report.json`` (rows and totals) and ``report.png`` (a
 horizontal bar chart of the ``--top`` slowest layers, drawn with matplotlib, a dependency of
 nas_hw; ``--no-plot`` skips it). While the layers are measured a progress bar runs on stderr
@@ -30,9 +34,10 @@ import sys
 import nnabla as nn
 from tqdm.auto import tqdm
 
-from ..constants import NNP_MAX_BYTES, NNP_MAX_NETWORK_BYTES, TIME_SCALES
+from ..constants import BACKENDS, NNP_MAX_BYTES, NNP_MAX_NETWORK_BYTES, ORT_OPTIMIZATION_LEVELS, TIME_SCALES
 from ..errors import NasHwError, NetworkInputError
 from ..estimators.graph import LatencyGraphEstimator
+from ..measure.backends import make_backend
 from ..measure.device import get_context
 from ..measure.graph import functions_of
 from ..measure.timing import measure
@@ -56,6 +61,15 @@ def add_arguments(parser):
                              "size may differ from the file's")
     parser.add_argument("--ext-name", default="cpu", help="nnabla extension: cpu, cuda or cudnn (default cpu)")
     parser.add_argument("--device-id", type=int, default=0, help="device index (default 0)")
+    parser.add_argument("--backend", default="nnabla", choices=BACKENDS,
+                        help="where layers and the network are timed: nnabla's kernels, or the network "
+                             "exported to ONNX and run on ONNX Runtime, unit by fused kernel (the onnx "
+                             "extra) (default nnabla)")
+    parser.add_argument("--provider", default="cpu",
+                        help="onnxruntime execution provider: cpu, cuda, tensorrt or a full name (default cpu)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    parser.add_argument("--optimization", default="all", choices=tuple(ORT_OPTIMIZATION_LEVELS),
+                        help="onnxruntime graph optimization level (default all, ONNX Runtime's own)")
     parser.add_argument("--n-run", type=int, default=100,
                         help="timed runs per layer and for the true latency (default 100)")
     parser.add_argument("--n-warmup", type=int, default=10, help="untimed runs first (default 10)")
@@ -179,11 +193,15 @@ def run(args):
             raise NetworkInputError(f"the inputs of {args.network!r} disagree on the batch size "
                                     f"({[tuple(v.shape) for v in network.inputs]})")
         progress = LayerProgress(len(functions_of(network.output)), getattr(args, "progress", None))
+        backend = getattr(args, "backend", "nnabla")
+        if backend != "nnabla":
+            backend = make_backend(backend, provider=args.provider, threads=args.threads,
+                                   optimization=args.optimization, device_id=args.device_id)
         estimator = LatencyGraphEstimator(
             device_id=args.device_id, ext_name=args.ext_name, n_run=args.n_run,
             n_warmup=args.n_warmup, max_measure_execution_time=args.max_measure_execution_time,
             time_scale=args.time_scale, cache=args.cache, batch_size=batches.pop() if batches else 1,
-            timer=progress.timer, wait_for_quiet=getattr(args, "wait_for_quiet", 0.0))
+            timer=progress.timer, wait_for_quiet=getattr(args, "wait_for_quiet", 0.0), backend=backend)
         progress.bind(estimator.cache)
     except (ValueError, TypeError) as err:  # option values refused by the estimator
         return fail(err, 2)

@@ -159,7 +159,7 @@ class Calibrator(TimedSettings):
         prof = Profiler(out, device_id=self.estimator.device_id, ext_name=self.estimator.ext_name,
                         n_run=self.n_run, n_warmup=self.n_warmup,
                         max_measure_execution_time=self.max_measure_execution_time,
-                        time_scale=self.unit, per_function=False)
+                        time_scale=self.unit, per_function=False, backend=self.estimator.backend)
         with nn.context_scope(self.estimator.ctx):
             result = prof.run()
         self.n_measurements += 1

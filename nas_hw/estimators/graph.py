@@ -46,7 +46,7 @@ class LatencyGraphEstimator(LayerEstimator):
         funcs, all_leaves = walk(graph)
         leaves = self._batch_leaves(funcs, all_leaves, inputs)
         self._begin()
-        total = self._finish(self._function_costs(funcs, leaves))
+        total = self._finish(self._function_costs(funcs, leaves, inputs=inputs))
         if inputs is None and not self.failures:
             self._estimates.put(graph, total, self.breakdown)
         return total

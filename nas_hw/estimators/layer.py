@@ -3,20 +3,23 @@ isolated timing of one nnabla function."""
 import logging
 import math
 from dataclasses import dataclass
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Tuple
 
 import nnabla as nn
 import nnabla.function as function_classes
-import nnabla.functions as F
 
 from ..checks import check_batch_size, check_number, check_one_of
 from ..constants import MAX_REPEATS, MAX_WAIT_FOR_QUIET_S, ON_ERROR, ROBUST_STATISTIC, TIMING_ROUNDS, unit_name
 from ..errors import MeasurementError, MissingMeasurementsError
 from ..measure import peers as measuring_peers
+from ..measure.backends import make_backend
+from ..measure.backends.nnabla import NnablaBackend
+from ..measure.backends.fusion import GraphIndex, graph_inputs
+from ..measure.backends.units import plan_units
 from ..measure.device import Device, current_device
 from ..measure.load import check_quiet
 from ..measure.signature import SpecNode, function_signature, variable_dtype, with_batch
-from ..measure.store import open_cache
+from ..measure.store import noop_stats, open_cache
 from ..measure.timing import TimedSettings, describe_quality
 from .base import Estimator
 from .memo import EstimateMemo
@@ -26,13 +29,17 @@ logger = logging.getLogger(__name__)
 
 class LayerCost(NamedTuple):
     """One layer of the last estimate. ``latency`` is in the estimator's ``time_scale``;
-    ``disturbed``: its measurement is flagged disturbed (see :attr:`LayerEstimator.flagged`)."""
+    ``disturbed``: its measurement is flagged disturbed (see :attr:`LayerEstimator.flagged`).
+    ``functions``: on a fusing backend, the positions in the graph's function list of the
+    functions the unit (a fused kernel) runs; empty on nnabla (one entry per function, in
+    order) and for a module."""
 
     name: str
     signature: str
     latency: float
     noop: bool = False
     disturbed: bool = False
+    functions: Tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,11 @@ class LayerEstimator(TimedSettings, Estimator):
             reports a busy one (load, other measuring processes: a WARNING); with this many
             seconds (> 0) it first waits, at most that long, for the machine to become quiet.
             ``0`` (default): report only.
+        backend: where layers are timed: ``"nnabla"`` (default: nnabla's kernels on the device
+            above), ``"onnxruntime"`` (exported to ONNX, timed on ONNX Runtime's CPU provider, one
+            thread, units = the runtime's fused kernels; the ``onnx`` extra), or a backend built
+            with :func:`nas_hw.measure.backends.make_backend` (``provider``, ``threads``...).
+            Its fingerprint keys the cache, so rows of different backends never mix.
 
     Attributes:
         breakdown: the layers of the last estimate (:class:`LayerCost`).
@@ -85,7 +97,7 @@ class LayerEstimator(TimedSettings, Estimator):
     def __init__(self, device_id=None, ext_name=None, n_run=100, max_measure_execution_time=1,
                  time_scale="m", n_warmup=10, outlier=0.0, cache=None, batch_size=1,
                  on_error="raise", fingerprint=None, type_config="float", run_timeout=None, timer=None,
-                 wait_for_quiet=0.0):
+                 wait_for_quiet=0.0, backend="nnabla"):
         current = current_device()
         self.device = Device(current.ext_name if ext_name is None else ext_name,
                              current.device_id if device_id is None else device_id, type_config)
@@ -95,7 +107,9 @@ class LayerEstimator(TimedSettings, Estimator):
         self.machine_at_start = None
         self.on_error = check_one_of("on_error", on_error, ON_ERROR)
         self.ctx = self.device.context
-        self.device_fingerprint = self.device.fingerprint
+        self.backend = NnablaBackend(device=self.device) if backend == "nnabla" else make_backend(backend)
+        self._unit_groups = {}  # structure of a graph -> its units (a fusing backend's analysis)
+        self.device_fingerprint = self.backend.fingerprint
         if fingerprint is None:
             self.fingerprint_key = self.device_fingerprint.key
         else:
@@ -147,9 +161,12 @@ class LayerEstimator(TimedSettings, Estimator):
     @property
     def settings(self):
         """How this estimator's rows are measured (stored with each row)."""
-        return {"n_run": self.n_run, "n_warmup": self.n_warmup, "outlier": self.outlier,
-                "max_measure_execution_time": self.max_measure_execution_time,
-                "estimator": type(self).__name__, "rounds": TIMING_ROUNDS, "statistic": ROBUST_STATISTIC}
+        settings = {"n_run": self.n_run, "n_warmup": self.n_warmup, "outlier": self.outlier,
+                    "max_measure_execution_time": self.max_measure_execution_time,
+                    "estimator": type(self).__name__, "rounds": TIMING_ROUNDS, "statistic": ROBUST_STATISTIC}
+        if self.backend.name != "nnabla":  # nnabla rows keep the settings they always had
+            settings.update(self.backend.settings)
+        return settings
 
     def reset(self):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
@@ -168,9 +185,16 @@ class LayerEstimator(TimedSettings, Estimator):
         at the Variables ``inputs`` (each estimator reads the one it walks)."""
         raise NotImplementedError
 
+    def estimate_functions(self, funcs, inputs):
+        """Latency of the functions ``funcs`` of a graph (topological order, already at
+        ``batch_size``) whose inputs are ``inputs``; variables they read that other functions
+        compute are inputs too."""
+        self._begin()
+        return self._finish(self._function_costs(list(funcs), [], prefix="outside/", inputs=list(inputs)))
+
     # -- measuring --------------------------------------------------------------------
     def _sync(self):
-        self.device.sync()
+        self.backend.sync()
 
     def _count_peers(self):
         return measuring_peers.count_peers(self.cache.path)
@@ -253,24 +277,19 @@ class LayerEstimator(TimedSettings, Estimator):
         return float(total)
 
     def _measure_function(self, func, shapes, label=None):
-        """Times one nnabla function alone on fresh zeroed inputs of ``shapes`` (forward only).
+        """Times one nnabla function alone on fresh zeroed inputs of ``shapes`` (every input,
+        parameters included), forward only, on the nnabla backend (see
+        :mod:`nas_hw.measure.backends.nnabla`)."""
+        return self._measure_unit([func], list(func.inputs), list(func.outputs), shapes, label)
 
-        The function runs through the graph engine (``Variable.forward``), the path a network's
-        forward takes (and the one :class:`LatencyEstimator` times modules with): calling
-        ``Function.forward`` directly costs more for some functions (about 2x for an inference
-        ``BatchNormalization`` on CPU), which made the two estimators disagree.
-        """
+    def _measure_unit(self, funcs, inputs, outputs, input_shapes, label=None):
+        """The measuring callable of one unit (the cache calls it on a miss): the backend prepares
+        it, :meth:`_time` times it; a unit the runtime runs nothing for is a flagged no-op."""
         def run():
-            with nn.context_scope(self.ctx), nn.auto_forward(False):
-                inputs = [nn.Variable(s, need_grad=False) for s in shapes]
-                for v in inputs:
-                    v.data.zero()
-                fn = getattr(function_classes, func.info.type_name)(self.ctx, **func.info.args)
-                outs = fn(*inputs)
-                outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-                sink = outs[0] if len(outs) == 1 else F.sink(*outs)
-                stats = self._time(lambda: sink.forward(clear_no_need_grad=True), label=label)
-            return stats, False
+            prepared = self.backend.prepare_functions(funcs, inputs, outputs, input_shapes)
+            if prepared.noop:
+                return noop_stats(), True
+            return prepared.adjust(self._time(prepared.run, label=label)), False
         return self._guard(run)
 
     def measure_spec(self, spec):
@@ -310,11 +329,16 @@ class LayerEstimator(TimedSettings, Estimator):
             return stats, noop
         return wrapped
 
-    def _function_costs(self, funcs, batch_leaves, prefix=""):
+    def _function_costs(self, funcs, batch_leaves, prefix="", inputs=None):
         """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables whose first axis
         becomes ``batch_size``. The new shapes of everything computed from them are found by
         setting each function up again on the new input shapes (so an output whose batch is not
-        on the first axis, such as a ``Stack`` of branches, gets its true shape)."""
+        on the first axis, such as a ``Stack`` of branches, gets its true shape).
+
+        On the nnabla backend every function is a unit; a fusing backend's units are costed by
+        :meth:`_unit_costs` (``inputs``: the graph's inputs, default ``batch_leaves``)."""
+        if not self.backend.single_function_units:
+            return self._unit_costs(funcs, batch_leaves, prefix, inputs)
         new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
         signatures = self._signatures
         total = 0.0
@@ -347,6 +371,49 @@ class LayerEstimator(TimedSettings, Estimator):
             cost = self._cost(name, sig, self._measure_function(f, shapes, sig))
             if cost is not None:
                 total += cost
+        return total
+
+    def _unit_costs(self, funcs, batch_leaves, prefix, inputs=None):
+        """Sums the cost of the backend's units of ``funcs`` (each measured once, then cached),
+        at ``batch_size``; ``inputs``: the graph's inputs (default: its leaves that are not
+        registered parameters; variables computed outside ``funcs`` are inputs too)."""
+        if inputs is None:
+            inputs = graph_inputs(funcs)
+        if funcs and not GraphIndex(funcs, inputs, []).inputs_of_graph():
+            # every leaf a constant: the runtime would fold the whole graph away (a silent 0)
+            raise MeasurementError("the graph has no input the runtime is fed: every leaf is a parameter "
+                                   "(registered or needing a gradient); pass inputs=[...] to get_estimation")
+        new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
+        signatures = []
+        for i, f in enumerate(funcs):
+            shapes = tuple(tuple(new_shapes.get(v, v.shape)) for v in f.inputs)
+            dtypes = tuple(variable_dtype(v) for v in f.inputs)
+            key = (f.info.type_name, repr(f.info.args), shapes, dtypes)
+            sig = self._signatures.get(key)
+            if sig is None:
+                sig = self._signatures[key] = function_signature(f, shapes, dtypes)
+            signatures.append(sig)
+            if new_shapes and any(v in new_shapes for v in f.inputs):
+                try:
+                    new_shapes.update(zip(f.outputs, self._output_shapes(f, shapes)))
+                except MeasurementError as err:
+                    raise MeasurementError(f"cannot set layer {prefix}{i}:{f.info.type_name} ({sig}) up at "
+                                           f"batch_size={self.batch_size}: {err}", layer=f"{prefix}{i}",
+                                           signature=sig) from err
+        try:
+            units = plan_units(self.backend, funcs, inputs, [], signatures, new_shapes, prefix,
+                               groups_memo=self._unit_groups)
+        except MeasurementError as err:
+            self._fail(f"{prefix}graph", "", err)
+            return 0.0
+        total = 0.0
+        for u in units:
+            cost = self._cost(u.name, u.signature,
+                              self._measure_unit(list(u.funcs), list(u.inputs), list(u.outputs), list(u.input_shapes),
+                                                u.signature))
+            if cost is not None:
+                total += cost
+                self.breakdown[-1] = self.breakdown[-1]._replace(functions=tuple(u.indices))
         return total
 
     def _output_shapes(self, func, shapes):

@@ -5,7 +5,7 @@ import nnabla as nn
 import nnabla.functions as F
 
 from ..errors import GraphNotBuiltError, MeasurementError
-from ..measure.graph import functions_between, functions_of, walk
+from ..measure.graph import functions_between, walk
 from ..measure.signature import module_signature, with_batch
 from ..measure.store import noop_stats
 from .. import nnabla_nas_compat as nnas
@@ -53,6 +53,11 @@ class LatencyEstimator(LayerEstimator):
     the graph is rebuilt at those shapes (MixedOps keep their current choice) to find the
     active modules and the operations between them.
 
+    With a backend that fuses functions across modules (``backend="onnxruntime"``: a
+    convolution module, its batch normalization and its activation run as one kernel), the
+    rebuilt graph is costed by the runtime's units, as :class:`LatencyGraphEstimator` does;
+    :meth:`predict` of one leaf still measures that module alone.
+
     Estimates are memoised per architecture (the model, its input shapes and every MixedOp's
     mode and choice), so querying an architecture again costs a few microseconds. Call
     ``reset()`` after changing a model's structure in place.
@@ -83,20 +88,10 @@ class LatencyEstimator(LayerEstimator):
         sig = module_signature(m, shapes)
 
         def run():
-            with nn.context_scope(self.ctx), nn.auto_forward(False):
-                inputs = [nn.Variable(s, need_grad=False) for s in shapes]
-                for v in inputs:
-                    v.data.zero()
-                out = m.call(*inputs)
-                outs = list(out) if isinstance(out, (list, tuple)) else [out]
-                if not functions_between(outs, inputs):
-                    return noop_stats(), True
-                sink = outs[0] if len(outs) == 1 else F.sink(*outs)
-                for f in functions_of(sink):  # parameters that were never written
-                    for v in f.inputs:
-                        if v.parent is None and v.data.modification_count == 0:
-                            v.data.zero()
-                return self._time(lambda: sink.forward(clear_no_need_grad=True)), False
+            prepared = self.backend.prepare_module(m, shapes)
+            if prepared.noop:
+                return noop_stats(), True
+            return prepared.adjust(self._time(prepared.run)), False
         return self._cost(name, sig, self._guard(run))
 
     def predict(self, module):
@@ -172,10 +167,15 @@ class LatencyEstimator(LayerEstimator):
             outside = [f for f in funcs if f not in inside]
             self._begin()
             total = 0.0
-            for m, ins, _ in calls:
-                cost = self._module_cost(m, names.get(m, type(m).__name__), [v.shape for v in ins])
-                total += cost or 0.0
-            total += self._function_costs(outside, [], prefix="outside/")  # already at batch_size
+            if not self.backend.single_function_units:
+                # the runtime fuses across modules (a convolution module, its batch normalization
+                # and its activation run as one kernel): cost the graph by the runtime's units
+                total += self._function_costs(funcs, [], inputs=inputs)
+            else:
+                for m, ins, _ in calls:
+                    cost = self._module_cost(m, names.get(m, type(m).__name__), [v.shape for v in ins])
+                    total += cost or 0.0
+                total += self._function_costs(outside, [], prefix="outside/")  # already at batch_size
         finally:
             net.apply(training=state)
         total = self._finish(total)

@@ -7,6 +7,10 @@ from typing import Optional, Tuple
 import nnabla as nn
 
 from ..constants import unit_name
+from ..measure.backends import make_backend
+from ..measure.backends.fusion import graph_inputs
+from ..measure.backends.nnabla import NnablaBackend
+from ..measure.backends.units import plan_units
 from ..measure.device import Device
 from ..measure.graph import functions_of, init_unset_inputs, leaf_variables
 from ..measure.timing import TimedSettings, describe_quality, scale_factor
@@ -61,18 +65,29 @@ class Profiler(TimedSettings, Estimator):
         time_scale: unit of the results: 'm' (ms), 'u' (us), 'n' (ns).
         n_warmup: untimed runs first.
         outlier: fraction trimmed from each end of the sorted runs, in [0, 0.5).
-        per_function: also time every function on its own (``result['forward']``).
+        per_function: also time every function on its own (``result['forward']``); on a
+            fusing backend, every unit the runtime runs (a fused kernel) on its own.
+        backend: where the network runs: ``"nnabla"`` (default), ``"onnxruntime"`` (exported to
+            ONNX, run on ONNX Runtime; the ``onnx`` extra) or a backend built with
+            :func:`nas_hw.measure.backends.make_backend`. Only nnabla times a ``solver``.
+        inputs: the graph's input Variables, for a backend that exports the graph (default:
+            its leaves that are neither registered parameters nor need a gradient).
     """
 
     def __init__(self, graph, device_id=0, ext_name="cpu", solver=None, n_run=100,
                  max_measure_execution_time=1, time_scale="m", n_warmup=10, outlier=0.0,
-                 per_function=True):
+                 per_function=True, backend="nnabla", inputs=None):
         if not isinstance(graph, nn.Variable):
             raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
         self._init_timing(n_run, n_warmup, max_measure_execution_time, outlier, time_scale)
         self.graph = graph
         self.device = Device(ext_name, device_id)
+        self.backend = NnablaBackend(device=self.device) if backend == "nnabla" else make_backend(backend)
+        if solver is not None and self.backend.name != "nnabla":
+            raise ValueError(f"solver: training steps are timed on the nnabla backend only, not on "
+                             f"{self.backend.name!r}")
         self.solver = solver
+        self.inputs = None if inputs is None else list(inputs)
         self.per_function = per_function
         self.result = {}
 
@@ -84,8 +99,13 @@ class Profiler(TimedSettings, Estimator):
         """``'ms'``, ``'us'`` or ``'ns'``, from ``time_scale``."""
         return unit_name(self.time_scale)
 
+    @property
+    def fingerprint_key(self):
+        """The key of the device and backend the network is timed on."""
+        return self.backend.fingerprint.key
+
     def _sync(self):
-        self.device.sync()
+        self.backend.sync()
 
     def get_estimation(self, graph=None):
         """The true latency of the whole graph (``result['forward_all']``), in ``time_scale``.
@@ -97,15 +117,20 @@ class Profiler(TimedSettings, Estimator):
             if not isinstance(graph, nn.Variable):
                 raise TypeError(f"graph must be an nnabla.Variable (the network output), got {type(graph).__name__}")
             self.graph = graph
+            self.inputs = None  # the constructor's inputs belong to the constructor's graph
         return self.run()["forward_all"]
 
     def measure_forward(self):
-        """Times ``graph.forward()`` and returns its :class:`~nas_hw.measure.timing.TimingStats` (s)."""
-        init_unset_inputs(leaf_variables(functions_of(self.graph)))
-        return self._time(lambda: self.graph.forward(clear_no_need_grad=True), label="forward_all")
+        """Times the whole forward pass on the backend and returns its
+        :class:`~nas_hw.measure.timing.TimingStats` (s)."""
+        prepared = self.backend.prepare_network(self.graph, self.inputs)
+        return prepared.adjust(self._time(prepared.run, label="forward_all"))
 
     def time_profiling_forward(self):
-        """Times each function's forward on its own, in graph order."""
+        """Times each function's forward on its own, in graph order (each unit's, on a fusing
+        backend: ``function_name`` then names its functions, ``Convolution+BatchNormalization+ReLU``)."""
+        if not self.backend.single_function_units:
+            return self._time_units()
         funcs = functions_of(self.graph)
         init_unset_inputs(leaf_variables(funcs))
         self.graph.forward()  # every intermediate buffer holds real data before timing
@@ -120,6 +145,22 @@ class Profiler(TimedSettings, Estimator):
             stats.append(FunctionStat(scope, tuple(tuple(x.shape) for x in f.inputs),
                                       tuple(f.info.args.items()), f.info.type_name,
                                       st.mean * factor, st.n_measured, st.robust * factor, st.disturbed))
+        self.result["forward"] = stats
+        return stats
+
+    def _time_units(self):
+        funcs = functions_of(self.graph)
+        factor = scale_factor(self.time_scale)
+        stats = []
+        inputs = graph_inputs(funcs) if self.inputs is None else self.inputs
+        for u in plan_units(self.backend, funcs, inputs, [self.graph]):
+            prepared = self.backend.prepare_functions(list(u.funcs), list(u.inputs), list(u.outputs),
+                                                      list(u.input_shapes))
+            mean, n = 0.0, 0
+            if not prepared.noop:
+                st = prepared.adjust(self._time(prepared.run))
+                mean, n = st.mean * factor, st.n_measured
+            stats.append(FunctionStat(None, u.input_shapes, (), "+".join(f.info.type_name for f in u.funcs), mean, n))
         self.result["forward"] = stats
         return stats
 

@@ -109,11 +109,16 @@ class _Info:
 
 
 class SpecNode:
-    """The part of an nnabla function node (``info.type_name``, ``info.args``) that signatures
-    and the layer estimators' timing read, made from a :class:`FunctionSpec`."""
+    """The part of an nnabla function node (``info.type_name``, ``info.args``, ``inputs``,
+    ``outputs``) that signatures and the layer estimators' timing read, made from a
+    :class:`FunctionSpec`. ``inputs`` and ``outputs`` are placeholders standing for variables
+    (one per input shape, one output): a backend rebuilds the function on fresh variables at the
+    spec's input shapes."""
 
     def __init__(self, spec):
         self.info = _Info(spec.type_name, dict(spec.args))
+        self.inputs = [object() for _ in spec.input_shapes]
+        self.outputs = [object()]
 
 
 def spec_signature(spec):

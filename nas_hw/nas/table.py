@@ -13,12 +13,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ..checks import check_time_scale
-from ..constants import time_factor
+from ..constants import BACKENDS, time_factor
 from ..errors import MeasurementError
 from ..files import atomic_write
 from ..estimators.layer import LayerEstimator
 from ..estimators.params import parameter_bytes
+from ..measure.backends import backend_from_settings
 from .choices import derivation_rule, find_choice_points, fixed_choices, group_alphas
+from .outside import outside_functions
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +91,13 @@ class CandidateTable:
         fingerprint: the device the latencies were measured on.
         flagged: the layer measurements the latencies used that are flagged disturbed (taken
             on a busy machine): ``[{"where", "layer", "signature"}]``, empty when all are clean.
+        backend: the measuring backend the latencies come from (the estimator's; a table read
+            back gets one built from the settings it was saved with): whole networks derived
+            from the table are measured on it too.
     """
 
     def __init__(self, costs, fixed, groups, names, candidate_names, unit="m", fingerprint="",
-                 space_key="", input_shape=None, flagged=()):
+                 space_key="", input_shape=None, flagged=(), backend="nnabla"):
         check_time_scale(unit, "unit")
         self.costs = _check_costs(costs)
         self.fixed = _check_fixed(fixed, self.costs)
@@ -117,6 +122,11 @@ class CandidateTable:
         self.space_key = space_key
         self.input_shape = None if input_shape is None else tuple(input_shape)
         self.flagged = [dict(f) for f in flagged]
+        name = backend.get("backend") if isinstance(backend, dict) else getattr(backend, "name", backend)
+        if name not in BACKENDS:
+            raise ValueError(f"backend must name one of {BACKENDS} (a name, a backend or its settings), "
+                             f"got {backend!r}")
+        self._backend = backend
         self._points = None
         self._alphas = None
         self._rule = None
@@ -158,25 +168,31 @@ class CandidateTable:
                 lat.append(row_lat)
                 pbytes.append(row_bytes)
                 nlayers.append(row_n)
-            with fixed_choices(points, [0] * len(points)):
-                total = _complete(estimator, estimator.estimate_module(model, net_shapes), "the fixed part")
-            _note_flagged(flagged, estimator, "the fixed part")
-            total_n = estimator.n_layers
+            if estimator.backend.single_function_units:  # the parts add up: fixed = whole - candidates
+                with fixed_choices(points, [0] * len(points)):
+                    total = _complete(estimator, estimator.estimate_module(model, net_shapes), "the fixed part")
+                _note_flagged(flagged, estimator, "the fixed part")
+                fixed_lat = total - sum(row[0] for row in lat)
+                fixed_n = estimator.n_layers - sum(row[0] for row in nlayers)
+            else:  # kernels may span a candidate and its surroundings: cost the outside on its own
+                funcs, inputs = outside_functions(model, points, net_shapes)
+                fixed_lat = _complete(estimator, estimator.estimate_functions(funcs, inputs), "the fixed part")
+                _note_flagged(flagged, estimator, "the fixed part")
+                fixed_n = estimator.n_layers
             bar.update(1)
         finally:
             bar.close()
-        fixed_lat = total - sum(row[0] for row in lat)
         alphas = group_alphas(points)
         all_bytes = param_bytes(model) - sum(int(np.prod(a.shape)) * 4 for a in alphas)
         fixed_bytes = all_bytes - sum(sum(row) for row in pbytes)
-        fixed_n = total_n - sum(row[0] for row in nlayers)
         table = cls({"latency": lat, "param_bytes": pbytes, "n_layers": nlayers},
                     {"latency": fixed_lat, "param_bytes": fixed_bytes, "n_layers": fixed_n},
                     [cp.group for cp in points], [cp.name for cp in points],
                     [[type(c).__name__ for c in cp.candidates] for cp in points],
                     unit=estimator.time_scale, fingerprint=estimator.fingerprint_key,
                     space_key=space_key(points, net_shapes, estimator.batch_size, type(estimator).__name__),
-                    input_shape=net_shapes[0] if net_shapes else None, flagged=list(flagged.values()))
+                    input_shape=net_shapes[0] if net_shapes else None, flagged=list(flagged.values()),
+                    backend=estimator.backend)
         if table.flagged:
             logger.warning("candidate table: %d layer measurement(s) it uses are flagged disturbed (measured on a "
                            "busy machine): its latencies are not clean truth (table.flagged); re-measure them on "
@@ -325,18 +341,27 @@ class CandidateTable:
         fixed = dict(self.fixed)
         fixed["latency"] = s * self.fixed["latency"] + p * self.fixed["n_layers"] + calibration.const
         table = type(self)(costs, fixed, self.groups, self.names, self.candidate_names, self.unit,
-                           self.fingerprint, self.space_key, self.input_shape, self.flagged)
+                           self.fingerprint, self.space_key, self.input_shape, flagged=self.flagged,
+                           backend=self._backend)
         if self._points is not None:
             table._bind_points(self._points, self._rule)
         return table
 
     # -- persistence --------------------------------------------------------------------
+    @property
+    def backend(self):
+        """The measuring backend (a name, or built on first use from the settings saved with it)."""
+        if isinstance(self._backend, dict):
+            self._backend = backend_from_settings(self._backend)
+        return self._backend
+
     def to_dict(self):
+        backend = self._backend if isinstance(self._backend, (str, dict)) else self._backend.settings
         return {"format": TABLE_FORMAT, "unit": self.unit, "fingerprint": self.fingerprint,
                 "space_key": self.space_key, "input_shape": self.input_shape,
                 "groups": self.groups, "names": self.names, "candidate_names": self.candidate_names,
                 "fixed": self.fixed, "costs": {k: [c.tolist() for c in v] for k, v in self.costs.items()},
-                "flagged": [dict(f) for f in self.flagged]}
+                "flagged": [dict(f) for f in self.flagged], "backend": backend}
 
     @classmethod
     def from_dict(cls, d):
@@ -356,7 +381,8 @@ class CandidateTable:
         if not isinstance(flagged, list) or not all(isinstance(f, dict) for f in flagged):
             raise ValueError("candidate table field 'flagged' must be a list of objects")
         return cls(d["costs"], d["fixed"], d["groups"], d["names"], d["candidate_names"], d["unit"],
-                   d["fingerprint"], d["space_key"], d.get("input_shape"), flagged)
+                   d["fingerprint"], d["space_key"], d.get("input_shape"), flagged=flagged,
+                   backend=d.get("backend") or "nnabla")
 
     def save(self, path):
         """Writes the table as JSON, atomically (never through a link at ``path``)."""

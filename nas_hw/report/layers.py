@@ -50,6 +50,9 @@ class NetworkReport:
         machine: the machine's state before the first layer was measured (load average,
             runnable processes, cores, other measuring processes), ``None`` when nothing was.
         statistic: the statistic every latency is (the timing core's robust statistic).
+        backend: the measuring backend (``nnabla``, ``onnxruntime``); with a fusing backend a
+            row holds the latency of the unit (fused kernel) that starts at its function, and
+            the other functions of that unit say which row they were fused into.
     """
 
     source: str
@@ -74,6 +77,7 @@ class NetworkReport:
     true_latency_disturbed: bool = False
     machine: Optional[dict] = None
     statistic: str = ROBUST_STATISTIC
+    backend: str = "nnabla"
 
     @property
     def unit_name(self):
@@ -110,10 +114,7 @@ def build_report(network, estimator, n_run=100, true_latency=None):
         funcs = functions_of(out)
         measured_before = estimator.cache.measurements
         layer_latency = estimator.get_estimation(out, inputs=network.inputs)
-        breakdown = list(estimator.breakdown)
-        if len(breakdown) != len(funcs):
-            raise RuntimeError(f"the estimator reported {len(breakdown)} layers for {len(funcs)} "
-                               "functions; use on_error='raise' for a report")
+        breakdown = _per_function(list(estimator.breakdown), funcs)
         memory = activation_memory(out)
         flops = count_flops(out, on_unknown="list")
         params = parameters_of(out)
@@ -124,14 +125,14 @@ def build_report(network, estimator, n_run=100, true_latency=None):
                                 n_run=n_run, n_warmup=estimator.n_warmup,
                                 max_measure_execution_time=estimator.max_measure_execution_time,
                                 time_scale=estimator.time_scale, outlier=estimator.outlier,
-                                per_function=False)
+                                per_function=False, backend=estimator.backend, inputs=network.inputs)
             with nn.context_scope(estimator.ctx):
                 result = profiler.run()
             true_latency, true_disturbed = result["forward_all"], bool(result["disturbed"])
     param_set = set(params)
     counted = set()
     rows = []
-    for i, (f, cost) in enumerate(zip(funcs, breakdown)):
+    for i, (f, (cost, type_name)) in enumerate(zip(funcs, breakdown)):
         n_params = 0
         for v in f.inputs:
             if v in param_set and v not in counted:
@@ -139,7 +140,7 @@ def build_report(network, estimator, n_run=100, true_latency=None):
                 n_params += int(numel(v.shape))
         scope = _param_scope_of(f, names)
         share = 100.0 * cost.latency / layer_latency if layer_latency > 0 else 0.0
-        rows.append(LayerRow(i, scope or f.info.type_name, f.info.type_name, cost.latency, share,
+        rows.append(LayerRow(i, scope or f.info.type_name, type_name, cost.latency, share,
                              n_params, memory.per_function[i].new_bytes, flops.per_function[i].flops,
                              bool(getattr(cost, "disturbed", False))))
     param_count = sum(int(numel(v.shape)) for v in params)
@@ -154,4 +155,25 @@ def build_report(network, estimator, n_run=100, true_latency=None):
         fingerprint=estimator.fingerprint_key,
         measurements=estimator.cache.measurements - measured_before,
         flagged=[r.index for r in rows if r.disturbed], true_latency_disturbed=true_disturbed,
-        machine=None if estimator.machine_at_start is None else estimator.machine_at_start.as_dict())
+        machine=None if estimator.machine_at_start is None else estimator.machine_at_start.as_dict(),
+        backend=estimator.backend.name)
+
+
+def _per_function(breakdown, funcs):
+    """``(LayerCost, type shown)`` per function. A unit of a fusing backend (its ``functions``
+    say which) is shown on its first function's row, typed ``A+B+C``; its other functions cost 0
+    there and say ``(fused into row k)``."""
+    if not any(cost.functions for cost in breakdown):  # one entry per function, in order
+        rows = [(cost, f.info.type_name) for cost, f in zip(breakdown, funcs)]
+    else:
+        rows = [None] * len(funcs)
+        for cost in breakdown:
+            first = cost.functions[0]
+            kinds = [funcs[j].info.type_name for j in cost.functions]
+            for k, j in enumerate(cost.functions):
+                rows[j] = ((cost, "+".join(kinds)) if k == 0 else
+                           (cost._replace(latency=0.0), f"{kinds[k]} (fused into row {first})"))
+    if len(breakdown) > len(funcs) or None in rows or len(rows) != len(funcs):
+        raise RuntimeError(f"the estimator reported {len(breakdown)} layers for {len(funcs)} "
+                           "functions; use on_error='raise' for a report")
+    return rows

@@ -102,8 +102,11 @@ def format_table(report):
 
     shapes = "; ".join(_shape_str(s) for s in report.input_shapes) or "none"
     ratio = (f"{report.layer_latency / report.true_latency:.2f}" if report.true_latency > 0 else "n/a")
+    where = f"{report.ext_name}:{report.device_id}"
+    if report.backend != "nnabla":
+        where = f"{report.backend} ({report.fingerprint.split('|')[1]})"
     lines = [f"network {report.name!r} from {report.source} | input {shapes} | device "
-             f"{report.ext_name}:{report.device_id} | latency unit {u}", line(head)]
+             f"{where} | latency unit {u}", line(head)]
     lines += [line(b) for b in body]
     flops_note = (f" (no formula for {sorted(set(report.unknown_flops))}: left out)"
                   if report.unknown_flops else "")

@@ -7,7 +7,7 @@ from ..estimators.params import parameter_bytes
 
 
 def measure_network_latency_ms(net, input_shape, ext_name="cpu", device_id=0, n_run=20,
-                               n_warmup=3):
+                               n_warmup=3, backend="nnabla"):
     """Measured latency (ms) of a fixed network at ``input_shape``, in inference mode.
 
     Args:
@@ -15,6 +15,8 @@ def measure_network_latency_ms(net, input_shape, ext_name="cpu", device_id=0, n_
         input_shape: (N, C, H, W).
         ext_name, device_id: where to run.
         n_run, n_warmup: profiler settings.
+        backend: the measuring backend (a name or a backend: the table's, so that the derived
+            network is measured where its estimate was).
 
     Returns:
         float: the forward time in ms (the Profiler's ``forward_all``: the timing core's robust
@@ -23,7 +25,7 @@ def measure_network_latency_ms(net, input_shape, ext_name="cpu", device_id=0, n_
     net.apply(training=False)
     out = net(nn.Variable(tuple(input_shape)))
     profiler = Profiler(out, device_id=device_id, ext_name=ext_name, n_run=n_run,
-                        n_warmup=n_warmup, per_function=False)
+                        n_warmup=n_warmup, per_function=False, backend=backend)
     return float(profiler.run()["forward_all"])
 
 

@@ -292,7 +292,8 @@ class Searcher:
         input shape, with the whole-graph :class:`~nas_hw.estimators.network.Profiler`."""
         net = self.derive(choices)
         return measure_network_latency_ms(net, self.deploy_input_shape, self.ext_name,
-                                          self.device_id, n_run=n_run)
+                                          self.device_id, n_run=n_run,
+                                          backend="nnabla" if self.table is None else self.table.backend)
 
     def describe_architecture(self, choices):
         """A JSON-ready description of ``choices``: candidate names, latency_ms (table),

@@ -163,9 +163,10 @@ class HardwareAware:
         return self.derive_fn(list(choices))
 
     def measure_latency_ms(self, choices, n_run=20):
-        """Measured latency (ms) of the derived network at the deployment input shape."""
+        """Measured latency (ms) of the derived network at the deployment input shape, on the
+        table's measuring backend."""
         return measure_network_latency_ms(self.derive(choices), self.deploy_input_shape, self.ext_name,
-                                          self.device_id, n_run=n_run)
+                                          self.device_id, n_run=n_run, backend=self.table.backend)
 
     def choice_names(self, choices):
         """The chosen candidate's name in every group (nnabla_nas's names where it has them)."""
