@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from ..constants import MAX_WAIT_FOR_QUIET_S
+from ..constants import MAX_WAIT_FOR_QUIET_S, SLOW_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -174,11 +174,19 @@ class SpeedProbe:
     about 1 when the core runs at full speed, 1.5 when it runs a third slower. The best time is
     first looked for during ``warm_s`` seconds, so that a process starting on a slowed core does
     not take the slow speed for the full one.
+
+    A slow reading while no other process is runnable (``competing() == 0``) is not another
+    process's doing: it is the core's own clock, lowered during the pause before a round
+    (frequency scaling on laptops and cloud machines) and raised again within the round's first
+    runs. It reads as full speed; otherwise a quiet machine with frequency scaling would have
+    every measurement flagged disturbed.
     """
 
-    def __init__(self, work=2000, repeats=5, warm_s=0.05, clock=time.perf_counter, sleep=time.sleep):
+    def __init__(self, work=2000, repeats=5, warm_s=0.05, clock=time.perf_counter, sleep=time.sleep,
+                 competing=None):
         self.work, self.repeats, self.warm_s = int(work), int(repeats), float(warm_s)
         self.clock, self.sleep = clock, sleep
+        self.competing = others_running if competing is None else competing
         self.best = None
 
     def _once(self):
@@ -204,7 +212,10 @@ class SpeedProbe:
             return None
         if t < self.best:
             self.best = t
-        return t / self.best
+        ratio = t / self.best
+        if ratio > SLOW_LIMIT and self.competing() == 0:
+            return 1.0  # nothing else runnable: the clock ramping up, not a shared core
+        return ratio
 
 
 _cpu_probe = None

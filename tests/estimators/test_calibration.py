@@ -118,7 +118,10 @@ def test_calibrator_persists_and_reuses(tmp_path):
     space = _space()
     first = cal1.calibrate_space(space, SHAPE, n_points=3, seed=1)
     assert cal1.n_measurements == 3
-    assert first.n_points == 3 and first.scale >= 0 and first.per_layer >= 0
+    # points measured disturbed on a busy machine are left out of the fit (load-dependent), never lost
+    disturbed = first.conditions["disturbed"]
+    assert len(disturbed) == 3 and first.n_points == 3 - sum(disturbed)
+    assert first.scale >= 0 and first.per_layer >= 0
     assert first.fingerprint == est.fingerprint_key and first.estimator == "LatencyGraphEstimator"
     stored = LatencyCache(path).get_blob(est.fingerprint_key, BLOB_KIND, first.name)
     assert stored is not None and space_id(space) in first.name

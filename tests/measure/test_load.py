@@ -77,7 +77,7 @@ class StepClock:
 
 def test_speed_probe_compares_with_the_best_speed_seen():
     clock = StepClock([2e-5] * 5 + [1e-5] * 5 + [1e-5] * 5 + [1.5e-5] * 5)
-    probe = SpeedProbe(repeats=5, warm_s=0.0, clock=clock, sleep=lambda s: None)
+    probe = SpeedProbe(repeats=5, warm_s=0.0, clock=clock, sleep=lambda s: None, competing=lambda: 1)
     assert probe.ratio() == pytest.approx(1.0)  # the first look sets the best (2e-5, then 1e-5)
     assert probe.best == pytest.approx(1e-5)
     assert probe.ratio() == pytest.approx(1.0)
@@ -85,3 +85,17 @@ def test_speed_probe_compares_with_the_best_speed_seen():
     assert load.cpu_speed_probe() is load.cpu_speed_probe()
     real = SpeedProbe(warm_s=0.01).ratio()
     assert real is None or real >= 1.0
+
+
+def test_speed_probe_reads_a_slow_clock_without_competition_as_full_speed():
+    """CI saw every layer flagged disturbed at load 0.4: after the pause before a round the core's
+    clock was down (frequency scaling), the probe read it slow, with nothing else runnable."""
+    others = [0]
+    clock = StepClock([1e-5] * 5 + [2e-5] * 20)
+    probe = SpeedProbe(repeats=5, warm_s=0.0, clock=clock, sleep=lambda s: None, competing=lambda: others[0])
+    assert probe.ratio() == pytest.approx(1.0)
+    assert probe.ratio() == pytest.approx(1.0)  # twice as slow, but no other process runnable
+    others[0] = 3
+    assert probe.ratio() == pytest.approx(2.0)  # twice as slow with three others runnable: shared core
+    others[0] = None  # unknown (no /proc): the reading stands
+    assert probe.ratio() == pytest.approx(2.0)
