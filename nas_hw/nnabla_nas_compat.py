@@ -171,3 +171,89 @@ def fixed_choices(mixedops, choices):
     finally:
         for m, previous_mode, previous_active in reversed(saved):
             m._mode, m._active = previous_mode, previous_active
+
+
+# -- nnabla_nas's fast mode (NNABLA_NAS_MIXEDOP_FAST_MODE) ---------------------------------
+# With the variable set, every nnabla_nas Module keeps its original ``call`` as ``_call_create``
+# and answers every later call with the output Variable of its first one, whatever the input.
+# Measuring a module on fresh inputs then times the cached graph instead: nas_hw calls the
+# original ``call`` while it builds what it measures.
+
+def original_call(m):
+    """The module's own ``call`` (the uncached one where nnabla_nas's fast mode caches outputs)."""
+    return m.__dict__.get("_call_create") or m.call
+
+
+def uncached_calls(model):
+    """A context in which every module of ``model`` builds its graph anew on each call, also
+    where nnabla_nas's fast mode would return a cached output (no-op elsewhere)."""
+    return overriding_calls([(m, m.__dict__["_call_create"]) for _, m in model.get_modules()
+                             if "_call_create" in m.__dict__])
+
+
+# -- training flags -------------------------------------------------------------------------
+
+def training_flags(model):
+    """``[(module, training)]`` for every module of ``model``, to put back with
+    :func:`restore_training_flags` (``Module.apply`` would give all of them the root's)."""
+    return [(m, m.__dict__.get("_training", True)) for _, m in model.get_modules()]
+
+
+def restore_training_flags(flags):
+    """Puts back what :func:`training_flags` returned, module by module."""
+    for m, flag in flags:
+        m.__dict__["_training"] = flag
+
+
+# -- static-graph modules (nnabla_nas.module.static: zoph, random_wired) --------------------
+# A static module knows its parents and keeps the output Variable of its last build in
+# ``_value``; rebuilding a static model re-samples its ``Join`` choices, so nas_hw reads the
+# graph the user built instead of rebuilding it.
+
+def is_static(m):
+    """True for an nnabla_nas static-graph module (parents + a cached output)."""
+    return hasattr(m, "_recursive_call") and hasattr(m, "_parents")
+
+
+def _output_module(m):
+    seen = set()
+    while getattr(m, "output", m) is not m and id(m) not in seen:  # a static Graph ends in its last module
+        seen.add(id(m))
+        m = m.output
+    return m
+
+
+def static_output(m):
+    """The output Variable of a static module's last build (``None`` when never built)."""
+    return _output_module(m).__dict__.get("_value")
+
+
+def build_static(model):
+    """Builds a static model's graph from its own input modules; returns its output Variable."""
+    return model._recursive_call()
+
+
+def _is_join(m):
+    return hasattr(m, "_join_parameters") and hasattr(m, "_parents")
+
+
+def static_inputs(m):
+    """The Variables a built static leaf module was called on: its parents' outputs (a sampling
+    ``Join`` read only the parent it chose; an ``Input`` reads none)."""
+    if not m._parents:
+        return []
+    if _is_join(m) and m.mode != "linear":
+        return [static_output(m._parents[int(m._idx)])]
+    return [static_output(p) for p in m._parents]
+
+
+def static_choices(model):
+    """The mode and choice of every static ``Join`` of ``model`` (a static architecture's key)."""
+    return tuple((m.mode, m.__dict__.get("_idx")) for _, m in model.get_modules() if _is_join(m))
+
+
+def call_module(m, inputs):
+    """Builds ``m``'s graph on the Variables ``inputs`` (as its model would call it)."""
+    if _is_join(m) and m.mode == "linear":
+        return m.call(list(inputs))  # a linear Join takes the list of its parents' outputs
+    return original_call(m)(*inputs)

@@ -13,11 +13,11 @@ from ..checks import check_batch_size, check_one_of
 from ..constants import ON_ERROR, unit_name
 from ..errors import MeasurementError, MissingMeasurementsError
 from ..measure.device import Device, current_device
+from ..measure.graph import batch_of, non_parameter_leaves
 from ..measure.signature import function_signature, variable_dtype, with_batch
 from ..measure.store import open_cache
 from ..measure.timing import TimedSettings
 from .base import Estimator
-from .memo import EstimateMemo
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +90,6 @@ class LayerEstimator(TimedSettings, Estimator):
         # Pure functions of their keys, kept for the estimator's life:
         self._signatures = {}  # (type, args, shapes, dtypes) -> readable signature
         self._output_shape_memo = {}  # (type, args, input shapes) -> output shapes
-        # Whole estimates of a graph / an architecture (see EstimateMemo), cleared by reset():
-        self._estimates = EstimateMemo()
         self.cache = open_cache(cache)
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
@@ -127,7 +125,6 @@ class LayerEstimator(TimedSettings, Estimator):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
         self.breakdown, self.failures, self._missing = [], [], []
         self._latencies = {}
-        self._estimates.clear()
         self.cache.forget()
 
     # -- the layer contract (tables and calibration use only these) -------------------
@@ -227,29 +224,34 @@ class LayerEstimator(TimedSettings, Estimator):
             return stats, noop
         return wrapped
 
-    def _function_costs(self, funcs, batch_leaves, prefix=""):
+    def _function_costs(self, funcs, batch_leaves, prefix="", inputs_of=None):
         """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables whose first axis
         becomes ``batch_size``. The new shapes of everything computed from them are found by
         setting each function up again on the new input shapes (so an output whose batch is not
-        on the first axis, such as a ``Stack`` of branches, gets its true shape)."""
+        on the first axis, such as a ``Stack`` of branches, gets its true shape).
+
+        ``inputs_of`` (optional) holds each function's input list, as a walk read them. This is
+        the whole per-query work of a cached estimate, so it reads each attribute once."""
         new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
-        signatures = self._signatures
-        total = 0.0
-        for i, f in enumerate(funcs):
-            inputs = f.inputs
-            if new_shapes:
-                shapes = tuple(new_shapes.get(v, tuple(v.shape)) for v in inputs)
-            else:
-                shapes = tuple(tuple(v.shape) for v in inputs)
-            dtypes = tuple(variable_dtype(v) for v in inputs)
+        signatures, latencies, breakdown = self._signatures, self._latencies, self.breakdown
+        if inputs_of is None:
+            inputs_of = [f.inputs for f in funcs]
+        total, n_known = 0.0, 0
+        for i, (f, inputs) in enumerate(zip(funcs, inputs_of)):
             info = f.info
-            name = f"{prefix}{i}:{info.type_name}"
+            type_name = info.type_name
+            if new_shapes:
+                shapes = tuple([new_shapes.get(v, tuple(v.shape)) for v in inputs])
+            else:
+                shapes = tuple([v.shape for v in inputs])
+            dtypes = tuple([variable_dtype(v) for v in inputs])
             # Formatting a readable signature is the slow part of a cached query: do it once per
             # distinct (type, arguments, shapes, dtypes) seen by this estimator.
-            key = (info.type_name, repr(info.args), shapes, dtypes)
+            key = (type_name, repr(info.args), shapes, dtypes)
             sig = signatures.get(key)
             if sig is None:
                 sig = signatures[key] = function_signature(f, shapes, dtypes)
+            name = f"{prefix}{i}:{type_name}"
             if new_shapes and any(v in new_shapes for v in inputs):
                 try:
                     out_shapes = self._output_shapes(f, shapes)
@@ -261,10 +263,36 @@ class LayerEstimator(TimedSettings, Estimator):
                         layer=name, signature=sig))
                     continue
                 new_shapes.update(zip(f.outputs, out_shapes))
+            known = latencies.get(sig)
+            if known is not None:  # rows never change once stored (see _cost)
+                n_known += 1
+                breakdown.append(LayerCost(name, sig, known[0], known[1]))
+                total += known[0]
+                continue
             cost = self._cost(name, sig, self._measure_function(f, shapes))
             if cost is not None:
                 total += cost
+        self.cache.hits += n_known
         return total
+
+    def _batch_leaves(self, funcs, all_leaves, inputs):
+        """The leaves whose batch axis must become ``batch_size`` ([] when nothing changes)."""
+        if inputs is not None:
+            leaves = list(inputs)
+        else:
+            # Fast path: when every leaf that needs no gradient already has the wanted first
+            # dimension, rewriting is a no-op whichever of them are parameters.
+            plain = [v for v in all_leaves if not v.need_grad]
+            if all(len(v.shape) and v.shape[0] == self.batch_size for v in plain):
+                return []
+            leaves = non_parameter_leaves(funcs)
+        graph_batch = batch_of(leaves)
+        if graph_batch == self.batch_size:
+            return []
+        if graph_batch is None and leaves:
+            raise ValueError("cannot tell the graph's batch axis (its inputs disagree on the first "
+                             "dimension); pass inputs=[...] to get_estimation")
+        return leaves
 
     def _output_shapes(self, func, shapes):
         """Output shapes of ``func`` set up on inputs of ``shapes`` (nothing is computed)."""

@@ -1,44 +1,37 @@
 """Layer-based latency per active leaf module (``LatencyEstimator``)."""
-import contextlib
+import logging
+import types
+import weakref
+from collections import Counter, OrderedDict
 
 import nnabla as nn
 import nnabla.functions as F
 
-from ..errors import GraphNotBuiltError, MeasurementError
-from ..measure.graph import functions_between, functions_of, walk
-from ..measure.signature import module_signature, with_batch
-from ..measure.store import noop_stats
 from .. import nnabla_nas_compat as nnas
+from ..errors import GraphNotBuiltError, MeasurementError
+from ..measure.graph import functions_between, functions_of, walk_inputs
+from ..measure.signature import function_signature, module_signature, variable_dtype, with_batch
+from ..measure.store import noop_stats
 from .layer import LayerEstimator
+from .memo import EstimateMemo
+from .plan import ArchitecturePlan, Unit
+from .recording import check_choices, record, sampling_mixed_ops
+
+logger = logging.getLogger(__name__)
+
+_PLANS_PER_MODEL = 8  # (input shapes, MixedOp modes) combinations kept per model
 
 
-def _is_leaf(m):
-    return len(m.modules) == 0
+class _ModelState:
+    """What the estimator keeps per model (weakly keyed: it dies with the model)."""
 
+    __slots__ = ("mixed_ops", "names", "plans", "memo")
 
-@contextlib.contextmanager
-def _recording_leaf_calls(net, calls):
-    """Temporarily wraps each leaf module's ``call`` to record (module, inputs, outputs), and
-    makes sampling MixedOps reuse their current choice instead of sampling a new one."""
-    overrides = []
-    for _, m in net.get_modules():
-        if nnas.is_mixed_op(m) and nnas.mode(m) != "full":
-            if nnas.active_index(m) is None:
-                raise GraphNotBuiltError(f"MixedOp {m.name or m!r} has no active candidate yet: "
-                                         "build the graph (net(x)) before estimating")
-            overrides.append((m, nnas.run_active(m)))
-        elif _is_leaf(m):
-            original = m.call
-
-            def recorder(*args, m=m, original=original, **kwargs):
-                out = original(*args, **kwargs)
-                outs = list(out) if isinstance(out, (list, tuple)) else [out]
-                calls.append((m, list(args), outs))
-                return out
-
-            overrides.append((m, recorder))
-    with nnas.overriding_calls(overrides):
-        yield
+    def __init__(self, net):
+        self.mixed_ops = [m for _, m in net.get_modules() if nnas.is_mixed_op(m)]
+        self.names = {m: (n or type(m).__name__) for n, m in net.get_modules()}
+        self.plans = OrderedDict()  # (input shapes, modes) -> ArchitecturePlan
+        self.memo = EstimateMemo()  # estimates made without a plan, by architecture key
 
 
 class LatencyEstimator(LayerEstimator):
@@ -49,13 +42,15 @@ class LatencyEstimator(LayerEstimator):
     Modules that run no function (``Identity``, ``Dropout`` in inference) are recorded as
     true no-ops (0, flagged ``noop`` in :attr:`breakdown`), never as swallowed errors.
 
-    The model must have been called once (``net(x)``) so its modules know their input shapes;
-    the graph is rebuilt at those shapes (MixedOps keep their current choice) to find the
-    active modules and the operations between them.
+    The model must have been called once (``net(x)``) so its modules know their input shapes.
+    The first query of a model (per input shapes and MixedOp modes) rebuilds it once with every
+    candidate of every sampling MixedOp and keeps an :class:`~nas_hw.estimators.plan.ArchitecturePlan`:
+    later queries, of any architecture of that space, read each MixedOp's current choice and
+    add memoised costs, without rebuilding anything. Static-graph models (nnabla_nas's
+    ``zoph``, ``random_wired``) are estimated from the graph they last built.
 
-    Estimates are memoised per architecture (the model, its input shapes and every MixedOp's
-    mode and choice), so querying an architecture again costs a few microseconds. Call
-    ``reset()`` after changing a model's structure in place.
+    The estimator holds models weakly: nothing it keeps outlives the model. Call ``reset()``
+    after changing a model's structure in place.
 
     Example:
         >>> est = LatencyEstimator(ext_name="cpu", device_id=0)
@@ -65,39 +60,61 @@ class LatencyEstimator(LayerEstimator):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._mixed_ops = {}  # model -> its MixedOps, the parts of the architecture key
+        self._models = weakref.WeakKeyDictionary()
 
     def reset(self):
         super().reset()
-        self._mixed_ops.clear()
+        self._models = weakref.WeakKeyDictionary()
 
-    def _arch_key(self, net):
-        ops = self._mixed_ops.get(net)
-        if ops is None:
-            ops = self._mixed_ops[net] = [m for _, m in net.get_modules() if nnas.is_mixed_op(m)]
-        return (net, tuple(tuple(s) for s in net.input_shapes),
-                tuple((nnas.mode(m), nnas.active_index(m)) for m in ops))
-
-    def _module_cost(self, m, name, input_shapes):
-        shapes = [with_batch(s, self.batch_size) for s in input_shapes]
-        sig = module_signature(m, shapes)
-
+    # -- one leaf module ------------------------------------------------------------------
+    def _measure_module(self, m, shapes):
+        """Times the leaf module ``m`` alone on zeroed inputs of ``shapes``, forward only, in
+        inference mode (the module's own flag is put back)."""
         def run():
-            with nn.context_scope(self.ctx), nn.auto_forward(False):
-                inputs = [nn.Variable(s, need_grad=False) for s in shapes]
-                for v in inputs:
-                    v.data.zero()
-                out = m.call(*inputs)
-                outs = list(out) if isinstance(out, (list, tuple)) else [out]
-                if not functions_between(outs, inputs):
-                    return noop_stats(), True
-                sink = outs[0] if len(outs) == 1 else F.sink(*outs)
-                for f in functions_of(sink):  # parameters that were never written
-                    for v in f.inputs:
-                        if v.parent is None and v.data.modification_count == 0:
-                            v.data.zero()
-                return self._time(lambda: sink.forward(clear_no_need_grad=True)), False
-        return self._cost(name, sig, self._guard(run))
+            flags = nnas.training_flags(m)
+            m.apply(training=False)
+            try:
+                with nn.context_scope(self.ctx), nn.auto_forward(False):
+                    inputs = [nn.Variable(s, need_grad=False) for s in shapes]
+                    for v in inputs:
+                        v.data.zero()
+                    outs = [v for v in _as_list(nnas.call_module(m, inputs)) if isinstance(v, nn.Variable)]
+                    if not outs or not functions_between(outs, inputs):
+                        return noop_stats(), True
+                    sink = outs[0] if len(outs) == 1 else F.sink(*outs)
+                    for f in functions_of(sink):  # parameters that were never written
+                        for v in f.inputs:
+                            if v.parent is None and v.data.modification_count == 0:
+                                v.data.zero()
+                    return self._time(lambda: sink.forward(clear_no_need_grad=True)), False
+            finally:
+                nnas.restore_training_flags(flags)
+        return self._guard(run)
+
+    def _leaf_unit(self, m, name, input_shapes):
+        shapes = [with_batch(s, self.batch_size) for s in input_shapes]
+        return Unit(name, module_signature(m, shapes), self._measure_module(m, shapes))
+
+    def _function_unit(self, name, f, inputs):
+        """A unit for the nnabla function ``f`` that keeps no graph object (only its type,
+        arguments and input shapes)."""
+        info = f.info
+        shapes = tuple(tuple(v.shape) for v in inputs)
+        dtypes = tuple(variable_dtype(v) for v in inputs)
+        key = (info.type_name, repr(info.args), shapes, dtypes)
+        sig = self._signatures.get(key)
+        if sig is None:
+            sig = self._signatures[key] = function_signature(f, shapes, dtypes)
+        stand_in = types.SimpleNamespace(info=types.SimpleNamespace(type_name=info.type_name, args=dict(info.args)))
+        return Unit(name, sig, self._measure_function(stand_in, shapes))
+
+    def _sum(self, units):
+        total = 0.0
+        for u in units:
+            cost = self._cost(u.name, u.signature, u.measure)
+            if cost is not None:
+                total += cost
+        return total
 
     def predict(self, module):
         """Latency of one leaf module at its recorded input shapes, in ``time_scale``."""
@@ -105,17 +122,14 @@ class LatencyEstimator(LayerEstimator):
             raise GraphNotBuiltError(f"module {type(module).__name__} has no input shapes: "
                                      "build the graph (net(x)) before estimating")
         self._begin()
-        state = module.training
-        module.apply(training=False)
-        try:
-            cost = self._module_cost(module, module.name or type(module).__name__, module.input_shapes)
-        finally:
-            module.apply(training=state)
-        if cost is None and self.failures:
+        name = module.name or type(module).__name__
+        cost = self._sum([self._leaf_unit(module, name, module.input_shapes)])
+        if self.failures:
             raise MeasurementError(self.failures[-1].error, layer=self.failures[-1].name,
                                    signature=self.failures[-1].signature)
         return self._finish(cost)
 
+    # -- a whole model ----------------------------------------------------------------------
     def get_estimation(self, net):
         """Latency of the whole model (active leaves + operations outside modules).
 
@@ -126,63 +140,147 @@ class LatencyEstimator(LayerEstimator):
         """
         if not hasattr(net, "get_modules") or not hasattr(net, "input_shapes"):
             raise TypeError(f"LatencyEstimator needs an nnabla_nas-style Module, got {type(net).__name__}")
+        if nnas.is_static(net):
+            return self._estimate_static(net)
         if not net.input_shapes:
             raise GraphNotBuiltError(f"model {type(net).__name__} was never called, so its modules have no "
                                      "input shapes: build the graph once (out = net(x)) before estimating")
-        key = self._arch_key(net)
-        hit = self._estimates.get(key)
+        state = None if nnas.is_mixed_op(net) else self._state(net)
+        if state is None:  # a lone MixedOp, or a model that cannot be held weakly: rebuilt every time
+            return self._estimate_units(self._units_by_rebuild(net, sampling_mixed_ops(net)))
+        key = (tuple(tuple(s) for s in net.input_shapes), tuple(nnas.mode(m) for m in state.mixed_ops))
+        plan = state.plans.get(key)
+        if plan is None:
+            mixed_ops = [m for m, mode in zip(state.mixed_ops, key[1]) if mode != "full"]
+            check_choices(mixed_ops)
+            plan = self._make_plan(net, mixed_ops, state.names)
+            state.plans[key] = plan
+            while len(state.plans) > _PLANS_PER_MODEL:
+                state.plans.popitem(last=False)
+        choices = tuple(nnas.active_index(m) for m in plan.mixed_ops)
+        if None in choices:
+            check_choices(plan.mixed_ops)
+        if plan.problem is not None:
+            return self._memoised(state.memo, key + (choices,),
+                                  lambda: self._units_by_rebuild(net, plan.mixed_ops, state.names))
+        hit = plan.memo.get(choices)
         if hit is not None:
             self._begin()
             self.breakdown = list(hit[1])
             return hit[0]
-        modules = list(net.get_modules())
-        names = {m: (n or type(m).__name__) for n, m in modules}
-        state = net.training
-        # The recording pass rebuilds the model at ``batch_size`` (every shape then is the one
-        # measured, whatever axis the batch sits on inside the model); calling modules records
-        # input shapes on them, which are put back afterwards.
-        recorded_shapes = [(m, nnas.recorded_input_shapes(m)) for _, m in modules]
-        calls = []
-        net.apply(training=False)
-        try:
-            with nn.auto_forward(False), _recording_leaf_calls(net, calls):
-                inputs = [nn.Variable(with_batch(s, self.batch_size), need_grad=False) for s in net.input_shapes]
-                built_shapes = [tuple(s) for s in net.input_shapes]
-                try:
-                    out = net(*inputs)
-                except Exception as err:
-                    if all(tuple(v.shape) == s for v, s in zip(inputs, built_shapes)):
-                        raise
-                    raise MeasurementError(f"model {type(net).__name__} cannot be rebuilt at batch_size="
-                                           f"{self.batch_size} ({type(err).__name__}: {err})") from err
-                finally:
-                    for m, shapes in recorded_shapes:
-                        nnas.restore_input_shapes(m, shapes)
-            outs = list(out) if isinstance(out, (list, tuple)) else [out]
-            funcs, _ = walk(outs[0] if len(outs) == 1 else F.sink(*outs))
-            # Only what the output depends on runs: a module called on a branch that no later
-            # operation reads (e.g. a cell input all of whose edges chose 'zero') is left out.
-            reachable = set(outs)
-            for f in funcs:
-                reachable.update(f.inputs)
-            calls = [c for c in calls if any(v in reachable for v in c[2])]
-            inside = set()
-            for _, ins, leaf_outs in calls:
-                inside.update(functions_between(leaf_outs, ins))
-            outside = [f for f in funcs if f not in inside]
-            self._begin()
-            total = 0.0
-            for m, ins, _ in calls:
-                cost = self._module_cost(m, names.get(m, type(m).__name__), [v.shape for v in ins])
-                total += cost or 0.0
-            total += self._function_costs(outside, [], prefix="outside/")  # already at batch_size
-        finally:
-            net.apply(training=state)
+        self._begin()
+        total = 0.0
+        for block in plan.blocks(choices):
+            total += block.resolve(self)
         total = self._finish(total)
         if not self.failures:
-            self._estimates.put(key, total, self.breakdown)
+            plan.memo.put(choices, total, self.breakdown)
         return total
 
+    def _state(self, net):
+        state = self._models.get(net)
+        if state is None:
+            try:
+                state = self._models[net] = _ModelState(net)
+            except TypeError:  # not weak-referenceable
+                return None
+        return state
+
+    def _make_plan(self, net, mixed_ops, names):
+        """Builds the plan of ``net`` and checks it against a rebuild of the current architecture."""
+        def leaf_unit(call):
+            return self._leaf_unit(call.module, names.get(call.module, type(call.module).__name__),
+                                   _shapes_of(call.module, call.inputs))
+        plan = ArchitecturePlan.build(record(net, self.batch_size, mixed_ops, mixed="all"), mixed_ops,
+                                      leaf_unit, self._function_unit)
+        if plan.problem is None and mixed_ops:
+            choices = [nnas.active_index(m) for m in mixed_ops]
+            planned = Counter(u.signature for u in plan.units(choices))
+            rebuilt = Counter(u.signature for u in self._units_by_rebuild(net, mixed_ops, names))
+            if planned != rebuilt:
+                plan.problem = ("its layers outside the MixedOps change with the choices "
+                                f"({sum((planned - rebuilt).values())} planned layers not in a rebuild, "
+                                f"{sum((rebuilt - planned).values())} the other way)")
+        if plan.problem is not None:
+            logger.warning("%s: every architecture is estimated by rebuilding the model, since %s",
+                           type(net).__name__, plan.problem)
+        return plan
+
+    def _units_by_rebuild(self, net, mixed_ops, names=None):
+        """The units of the current architecture, found by rebuilding the model (the path every
+        query took before plans; kept for models a plan cannot describe, and as their check)."""
+        if names is None:
+            names = {m: (n or type(m).__name__) for n, m in net.get_modules()}
+        check_choices(mixed_ops)
+        rec = record(net, self.batch_size, mixed_ops, mixed="active")
+        funcs, inputs_of, _ = walk_inputs(rec.outputs)
+        # Only what the output depends on runs: a module called on a branch that no later
+        # operation reads (e.g. a cell input all of whose edges chose 'zero') is left out.
+        reachable = set(rec.outputs)
+        for ins in inputs_of:
+            reachable.update(ins)
+        calls = [c for c in rec.calls if any(v in reachable for v in c.outputs)]
+        inside = set()
+        for c in calls:
+            inside.update(functions_between(c.outputs, c.inputs))
+        units = [self._leaf_unit(c.module, names.get(c.module, type(c.module).__name__),
+                                 _shapes_of(c.module, c.inputs)) for c in calls]
+        outside = [(f, ins) for f, ins in zip(funcs, inputs_of) if f not in inside]
+        units += [self._function_unit(f"outside/{i}:{f.info.type_name}", f, ins) for i, (f, ins) in enumerate(outside)]
+        return units
+
+    def _estimate_units(self, units):
+        self._begin()
+        return self._finish(self._sum(units))
+
+    def _memoised(self, memo, key, units_fn):
+        hit = memo.get(key)
+        if hit is not None:
+            self._begin()
+            self.breakdown = list(hit[1])
+            return hit[0]
+        total = self._estimate_units(units_fn())
+        if not self.failures:
+            memo.put(key, total, self.breakdown)
+        return total
+
+    # -- static-graph models ------------------------------------------------------------------
+    def _estimate_static(self, net):
+        """A static model (nnabla_nas.module.static) is estimated from the graph it last built:
+        rebuilding it would sample its ``Join`` choices anew."""
+        out = nnas.static_output(net)
+        if out is None:
+            with nn.auto_forward(False):
+                out = nnas.build_static(net)
+        state = self._state(net)
+        key = ("static", tuple(out.shape), nnas.static_choices(net))
+        if state is not None:
+            return self._memoised(state.memo, key, lambda: self._static_units(net, out, state.names))
+        return self._estimate_units(self._static_units(net, out, None))
+
+    def _static_units(self, net, out, names):
+        funcs, inputs_of, leaves = walk_inputs([out])
+        if self._batch_leaves(funcs, leaves, None):
+            raise ValueError(f"static model {type(net).__name__} was built at batch {out.shape[0]}, not at the "
+                             f"estimator's batch_size={self.batch_size}: build its graph at that batch "
+                             f"(net(nn.Variable((batch_size, ...)))) or estimate with batch_size={out.shape[0]}")
+        names = names or {m: (n or type(m).__name__) for n, m in net.get_modules()}
+        reachable = {out}
+        for ins in inputs_of:
+            reachable.update(ins)
+        units, inside = [], set()
+        for _, m in net.get_modules():
+            value = m.__dict__.get("_value") if len(m.modules) == 0 and nnas.is_static(m) else None
+            if value is None or value not in reachable:
+                continue
+            ins = nnas.static_inputs(m)
+            inside.update(functions_between([value], ins))
+            units.append(self._leaf_unit(m, names.get(m, type(m).__name__), [tuple(v.shape) for v in ins]))
+        outside = [(f, ins) for f, ins in zip(funcs, inputs_of) if f not in inside]
+        units += [self._function_unit(f"outside/{i}:{f.info.type_name}", f, ins) for i, (f, ins) in enumerate(outside)]
+        return units
+
+    # -- the layer contract -------------------------------------------------------------------
     def estimate_network(self, net, out, inputs):
         """Latency of the Module ``net`` (built: its modules know their input shapes)."""
         if net is None:
@@ -192,8 +290,21 @@ class LatencyEstimator(LayerEstimator):
 
     def estimate_module(self, module, input_shapes):
         """Latency of ``module`` (a leaf or a composite) called on inputs of ``input_shapes``."""
-        with nn.auto_forward(False):
+        with nn.auto_forward(False), nnas.uncached_calls(module):
             module(*[nn.Variable(tuple(s), need_grad=False) for s in input_shapes])
         if len(module.modules) == 0:
             return self.predict(module)
         return self.get_estimation(module)
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _shapes_of(module, inputs):
+    bad = [type(v).__name__ for v in inputs if not isinstance(v, nn.Variable)]
+    if bad:
+        raise MeasurementError(f"leaf module {type(module).__name__} was called with {bad[0]} arguments; "
+                               "nas_hw measures leaf modules called on Variables",
+                               layer=getattr(module, "name", None) or type(module).__name__)
+    return [tuple(v.shape) for v in inputs]

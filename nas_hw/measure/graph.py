@@ -16,25 +16,44 @@ def functions_of(output):
 
 def walk(output):
     """``(functions in topological order, leaf variables)`` of the graph ending in ``output``."""
-    order, seen, leaves = [], set(), {}
-    root = output.parent
-    stack = [(root, False)] if root is not None else []
+    order, _, leaves = walk_inputs(output)
+    return order, leaves
+
+
+def walk_inputs(output, stop=None):
+    """``(functions, their input lists, leaf variables)`` of the graph ending in ``output`` (a
+    Variable, or a list of them).
+
+    Functions come inputs before consumers (topological), each with the list of its inputs as
+    read once during the walk (``Function.inputs`` builds a new list on every access), so a
+    caller that needs the inputs again does not pay for them twice. Variables in ``stop`` are
+    treated as leaves (the walk does not go past them).
+    """
+    order, inputs_of, seen, leaves = [], [], set(), {}
+    outputs = output if isinstance(output, (list, tuple)) else [output]
+    stack = []
+    for v in reversed(outputs):
+        p = v.parent
+        if p is not None and not (stop is not None and v in stop):
+            stack.append((p, None))
     while stack:
-        f, expanded = stack.pop()
-        if expanded:
+        f, ins = stack.pop()
+        if ins is not None:
             order.append(f)
+            inputs_of.append(ins)
             continue
         if f in seen:
             continue
         seen.add(f)
-        stack.append((f, True))
-        for v in reversed(f.inputs):
+        ins = f.inputs
+        stack.append((f, ins))
+        for v in reversed(ins):
             p = v.parent
-            if p is None:
+            if p is None or (stop is not None and v in stop):
                 leaves[v] = None  # an ordered set
             elif p not in seen:
-                stack.append((p, False))
-    return order, list(leaves)
+                stack.append((p, None))
+    return order, inputs_of, list(leaves)
 
 
 def leaf_variables(funcs):
