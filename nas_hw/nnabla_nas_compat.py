@@ -206,9 +206,9 @@ def restore_training_flags(flags):
 
 
 # -- static-graph modules (nnabla_nas.module.static: zoph, random_wired) --------------------
-# A static module knows its parents and keeps the output Variable of its last build in
-# ``_value``; rebuilding a static model re-samples its ``Join`` choices, so nas_hw reads the
-# graph the user built instead of rebuilding it.
+# A static module knows its parents and keeps the output of its last build in ``_value``;
+# calling a static model rebuilds it and re-samples its ``Join`` choices. nas_hw rebuilds it
+# with every Join keeping its last choice, then puts the user's built graph back.
 
 def is_static(m):
     """True for an nnabla_nas static-graph module (parents + a cached output)."""
@@ -234,22 +234,52 @@ def build_static(model):
 
 
 def _is_join(m):
-    return hasattr(m, "_join_parameters") and hasattr(m, "_parents")
-
-
-def static_inputs(m):
-    """The Variables a built static leaf module was called on: its parents' outputs (a sampling
-    ``Join`` read only the parent it chose; an ``Input`` reads none)."""
-    if not m._parents:
-        return []
-    if _is_join(m) and m.mode != "linear":
-        return [static_output(m._parents[int(m._idx)])]
-    return [static_output(p) for p in m._parents]
+    """A static ``Join`` (picks or mixes its parents' outputs; its parents may be registered as
+    its submodules, so it need not be a leaf)."""
+    return hasattr(m, "_sel_p") and hasattr(m, "_join_parameters") and hasattr(m, "_parents")
 
 
 def static_choices(model):
-    """The mode and choice of every static ``Join`` of ``model`` (a static architecture's key)."""
+    """The mode and last choice of every static ``Join`` (a static architecture's key)."""
     return tuple((m.mode, m.__dict__.get("_idx")) for _, m in model.get_modules() if _is_join(m))
+
+
+def _join_keeping_choice(m):
+    def rebuild():
+        if m.__dict__.get("_value") is None:
+            m.need_grad = True
+            m._value = m.call(m._parents[int(m._idx)]())
+        return m._value
+    return rebuild
+
+
+_STATIC_STATE = ("_value", "_shape", "_need_grad")
+
+
+@contextlib.contextmanager
+def static_rebuild(model):
+    """A context in which rebuilding the static ``model`` reproduces its last architecture (each
+    sampling ``Join`` reuses its last choice, and no score is written to its parameters); the
+    model's last built graph and flags are put back afterwards. No-op for dynamic models."""
+    if not is_static(model):
+        yield
+        return
+    modules = [m for _, m in model.get_modules()]
+    saved = [(m, {k: m.__dict__[k] for k in _STATIC_STATE if k in m.__dict__}) for m in modules]
+    joins = [m for m in modules if _is_join(m) and m.mode != "linear" and m.__dict__.get("_idx") is not None]
+    for m in joins:
+        m.__dict__["_recursive_call"] = _join_keeping_choice(m)
+    try:
+        yield
+    finally:
+        for m in joins:
+            m.__dict__.pop("_recursive_call", None)
+        for m, state in saved:
+            for k in _STATIC_STATE:
+                if k in state:
+                    m.__dict__[k] = state[k]
+                else:
+                    m.__dict__.pop(k, None)
 
 
 def call_module(m, inputs):

@@ -190,7 +190,7 @@ class LatencyEstimator(LayerEstimator):
         """Builds the plan of ``net`` and checks it against a rebuild of the current architecture."""
         def leaf_unit(call):
             return self._leaf_unit(call.module, names.get(call.module, type(call.module).__name__),
-                                   _shapes_of(call.module, call.inputs))
+                                   _shapes_of(call))
         plan = ArchitecturePlan.build(record(net, self.batch_size, mixed_ops, mixed="all"), mixed_ops,
                                       leaf_unit, self._function_unit)
         if plan.problem is None and mixed_ops:
@@ -224,10 +224,22 @@ class LatencyEstimator(LayerEstimator):
         for c in calls:
             inside.update(functions_between(c.outputs, c.inputs))
         units = [self._leaf_unit(c.module, names.get(c.module, type(c.module).__name__),
-                                 _shapes_of(c.module, c.inputs)) for c in calls]
+                                 _shapes_of(c)) for c in calls]
         outside = [(f, ins) for f, ins in zip(funcs, inputs_of) if f not in inside]
         units += [self._function_unit(f"outside/{i}:{f.info.type_name}", f, ins) for i, (f, ins) in enumerate(outside)]
         return units
+
+    def _estimate_static(self, net):
+        """A static model (nnabla_nas.module.static) is rebuilt with each ``Join`` keeping its last
+        choice (a plain rebuild would sample them anew); one never built is built once first."""
+        if nnas.static_output(net) is None:
+            with nn.auto_forward(False):
+                nnas.build_static(net)
+        state = self._state(net)
+        if state is None:
+            return self._estimate_units(self._units_by_rebuild(net, []))
+        key = ("static", tuple(tuple(s) for s in net.input_shapes), nnas.static_choices(net))
+        return self._memoised(state.memo, key, lambda: self._units_by_rebuild(net, [], state.names))
 
     def _estimate_units(self, units):
         self._begin()
@@ -243,42 +255,6 @@ class LatencyEstimator(LayerEstimator):
         if not self.failures:
             memo.put(key, total, self.breakdown)
         return total
-
-    # -- static-graph models ------------------------------------------------------------------
-    def _estimate_static(self, net):
-        """A static model (nnabla_nas.module.static) is estimated from the graph it last built:
-        rebuilding it would sample its ``Join`` choices anew."""
-        out = nnas.static_output(net)
-        if out is None:
-            with nn.auto_forward(False):
-                out = nnas.build_static(net)
-        state = self._state(net)
-        key = ("static", tuple(out.shape), nnas.static_choices(net))
-        if state is not None:
-            return self._memoised(state.memo, key, lambda: self._static_units(net, out, state.names))
-        return self._estimate_units(self._static_units(net, out, None))
-
-    def _static_units(self, net, out, names):
-        funcs, inputs_of, leaves = walk_inputs([out])
-        if self._batch_leaves(funcs, leaves, None):
-            raise ValueError(f"static model {type(net).__name__} was built at batch {out.shape[0]}, not at the "
-                             f"estimator's batch_size={self.batch_size}: build its graph at that batch "
-                             f"(net(nn.Variable((batch_size, ...)))) or estimate with batch_size={out.shape[0]}")
-        names = names or {m: (n or type(m).__name__) for n, m in net.get_modules()}
-        reachable = {out}
-        for ins in inputs_of:
-            reachable.update(ins)
-        units, inside = [], set()
-        for _, m in net.get_modules():
-            value = m.__dict__.get("_value") if len(m.modules) == 0 and nnas.is_static(m) else None
-            if value is None or value not in reachable:
-                continue
-            ins = nnas.static_inputs(m)
-            inside.update(functions_between([value], ins))
-            units.append(self._leaf_unit(m, names.get(m, type(m).__name__), [tuple(v.shape) for v in ins]))
-        outside = [(f, ins) for f, ins in zip(funcs, inputs_of) if f not in inside]
-        units += [self._function_unit(f"outside/{i}:{f.info.type_name}", f, ins) for i, (f, ins) in enumerate(outside)]
-        return units
 
     # -- the layer contract -------------------------------------------------------------------
     def estimate_network(self, net, out, inputs):
@@ -301,10 +277,9 @@ def _as_list(out):
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
-def _shapes_of(module, inputs):
-    bad = [type(v).__name__ for v in inputs if not isinstance(v, nn.Variable)]
-    if bad:
-        raise MeasurementError(f"leaf module {type(module).__name__} was called with {bad[0]} arguments; "
-                               "nas_hw measures leaf modules called on Variables",
-                               layer=getattr(module, "name", None) or type(module).__name__)
-    return [tuple(v.shape) for v in inputs]
+def _shapes_of(call):
+    if call.bad:
+        raise MeasurementError(f"leaf module {type(call.module).__name__} was called with a {call.bad} argument; "
+                               "nas_hw measures leaf modules called on Variables (or lists of them)",
+                               layer=getattr(call.module, "name", None) or type(call.module).__name__)
+    return [tuple(v.shape) for v in call.inputs]

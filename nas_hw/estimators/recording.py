@@ -21,13 +21,16 @@ from ..measure.signature import with_batch
 
 @dataclass
 class LeafCall:
-    """One call of a leaf module. ``region`` is ``(MixedOp index, candidate)`` when the call ran
-    inside a candidate of a sampling MixedOp (``mixed='all'``), else ``None``."""
+    """One call of a leaf module on Variables (``inputs``: its arguments, lists flattened).
+    ``region`` is ``(MixedOp index, candidate)`` when the call ran inside a candidate of a
+    sampling MixedOp (``mixed='all'``), else ``None``; ``bad`` names an argument type that is
+    neither a Variable nor a list of them (the call cannot be measured as a module)."""
 
     module: object
     inputs: List
     outputs: List
     region: Optional[Tuple[int, int]] = None
+    bad: Optional[str] = None
 
 
 @dataclass
@@ -57,6 +60,22 @@ def _as_list(out):
     return list(out) if isinstance(out, (list, tuple)) else [out]
 
 
+def _variables(args):
+    """``(Variables among args, lists flattened; the type name of an argument that is none)``.
+    ``None`` arguments are skipped (nnabla_nas's static ``Input`` and ``Zero`` take one)."""
+    found, bad = [], None
+    for a in args:
+        if isinstance(a, nn.Variable):
+            found.append(a)
+        elif isinstance(a, (list, tuple)):
+            inner, inner_bad = _variables(a)
+            found.extend(inner)
+            bad = bad or inner_bad
+        elif a is not None:
+            bad = bad or type(a).__name__
+    return found, bad
+
+
 def sampling_mixed_ops(net):
     """The model's MixedOps that run one candidate (mode other than ``full``), in module order."""
     return [m for _, m in net.get_modules() if nnas.is_mixed_op(m) and nnas.mode(m) != "full"]
@@ -84,7 +103,12 @@ def _recording_calls(net, mixed_ops, rec, mixed):
 
             def recorder(*args, m=m, original=original, **kwargs):
                 out = original(*args, **kwargs)
-                rec.calls.append(LeafCall(m, list(args), _as_list(out), region[0]))
+                inputs, bad = _variables(args)
+                # A leaf that reads no Variable (a static Input or Zero) is not measured as a
+                # module: the functions it runs count as operations outside leaf modules.
+                if inputs or bad:
+                    rec.calls.append(LeafCall(m, inputs, [v for v in _as_list(out) if isinstance(v, nn.Variable)],
+                                              region[0], bad))
                 return out
 
             overrides.append((m, recorder))
@@ -130,7 +154,7 @@ def record(net, batch_size, mixed_ops, mixed="active"):
     flags = nnas.training_flags(net)
     net.apply(training=False)
     try:
-        with nn.auto_forward(False), nnas.uncached_calls(net):
+        with nn.auto_forward(False), nnas.uncached_calls(net), nnas.static_rebuild(net):
             inputs = [nn.Variable(with_batch(s, batch_size), need_grad=False) for s in net.input_shapes]
             built_shapes = [tuple(s) for s in net.input_shapes]
             rec = Recording([])
