@@ -29,7 +29,8 @@ class _ModelState:
 
     def __init__(self, net):
         self.mixed_ops = [m for _, m in net.get_modules() if nnas.is_mixed_op(m)]
-        self.names = {m: (n or type(m).__name__) for n, m in net.get_modules()}
+        # The model itself is left out: a value that refers to its weak key would keep it alive.
+        self.names = {m: (n or type(m).__name__) for n, m in net.get_modules() if m is not net}
         self.plans = OrderedDict()  # (input shapes, modes) -> ArchitecturePlan
         self.memo = EstimateMemo()  # estimates made without a plan, by architecture key
 
