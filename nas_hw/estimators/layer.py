@@ -285,7 +285,7 @@ class LayerEstimator(TimedSettings, Estimator):
             plain = [v for v in all_leaves if not v.need_grad]
             if all(len(v.shape) and v.shape[0] == self.batch_size for v in plain):
                 return []
-            leaves = non_parameter_leaves(funcs)
+            leaves = non_parameter_leaves(funcs, all_leaves)
         graph_batch = batch_of(leaves)
         if graph_batch == self.batch_size:
             return []
