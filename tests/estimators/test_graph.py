@@ -1,5 +1,4 @@
 """LatencyGraphEstimator keeps no graph: any number of distinct graphs in bounded memory."""
-import gc
 import os
 
 import nnabla as nn
@@ -10,6 +9,7 @@ import pytest
 from nas_hw import LatencyGraphEstimator
 from nas_hw.measure.graph import walk, walk_inputs
 from nas_hw.measure.timing import TimingStats
+from tests.estimators.helpers_refs import reachable
 
 KW = dict(device_id=0, ext_name="cpu", n_run=1, n_warmup=0)
 
@@ -50,16 +50,10 @@ def test_the_estimator_references_no_graph_object():
     for size in (8, 16, 8):
         total = est.get_estimation(forwarded_graph(width=2, size=size, depth=3))
         assert total == pytest.approx(6.0)  # every query walks and sums: 6 functions, 1 ms each
-    seen, stack = {id(est)}, [est]
-    while stack:
-        obj = stack.pop()
+    for obj in reachable(est):
         assert not isinstance(obj, nn.Variable), "the estimator holds a Variable"
         assert not (type(obj).__name__ == "Function" and hasattr(obj, "inputs")), "the estimator holds a Function"
         assert type(obj).__name__ != "NdArray", "the estimator holds an array"
-        for ref in gc.get_referents(obj):
-            if id(ref) not in seen and not isinstance(ref, type):
-                seen.add(id(ref))
-                stack.append(ref)
 
 
 def test_walk_inputs_lists_each_functions_inputs_and_stops_where_told():

@@ -16,6 +16,7 @@ from nas_hw import LatencyEstimator, LatencyGraphEstimator
 from nas_hw import nnabla_nas_compat as nnas
 from nas_hw.estimators.recording import sampling_mixed_ops
 from nas_hw.measure.timing import TimingStats
+from tests.estimators.helpers_refs import reachable
 
 KW = dict(device_id=0, ext_name="cpu", n_run=1, n_warmup=0)
 
@@ -182,22 +183,6 @@ def test_a_static_model_never_built_is_built_once():
 # --------------------------------------------------------------------------- holding nothing
 
 
-def _reachable(root, limit=500_000):
-    """Every object reachable from ``root`` through references (gc.get_referents), not looking
-    inside the model's modules (what a model holds is the model's own business)."""
-    seen, stack, found = {id(root)}, [root], []
-    while stack and len(seen) < limit:
-        obj = stack.pop()
-        found.append(obj)
-        if isinstance(obj, Module):
-            continue
-        for ref in gc.get_referents(obj):
-            if id(ref) not in seen and not isinstance(ref, type):
-                seen.add(id(ref))
-                stack.append(ref)
-    return found
-
-
 def test_the_module_estimator_holds_no_graph_and_lets_the_model_go():
     net, shape = real_darts()
     net.apply(training=False)
@@ -205,7 +190,7 @@ def test_the_module_estimator_holds_no_graph_and_lets_the_model_go():
     for _ in range(3):
         net(nn.Variable(shape))
         mod.get_estimation(net)
-    held = _reachable(mod)
+    held = reachable(mod, opaque=Module)
     assert not [o for o in held if isinstance(o, nn.Variable) and o.parent is not None], "a graph is held"
     assert not [o for o in held if type(o).__name__ == "Function" and hasattr(o, "inputs")]
     assert len(mod._models) == 1
