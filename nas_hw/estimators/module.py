@@ -192,8 +192,12 @@ class LatencyEstimator(LayerEstimator):
         def leaf_unit(call):
             return self._leaf_unit(call.module, names.get(call.module, type(call.module).__name__),
                                    _shapes_of(call))
-        plan = ArchitecturePlan.build(record(net, self.batch_size, mixed_ops, mixed="all"), mixed_ops,
-                                      leaf_unit, self._function_unit)
+        try:
+            plan = ArchitecturePlan.build(record(net, self.batch_size, mixed_ops, mixed="all"), mixed_ops,
+                                          leaf_unit, self._function_unit)
+        except MeasurementError as err:  # e.g. a candidate not chosen now that cannot be measured
+            plan = ArchitecturePlan(mixed_ops)
+            plan.problem = f"building every candidate failed ({err})"
         if plan.problem is None and mixed_ops:
             choices = [nnas.active_index(m) for m in mixed_ops]
             planned = Counter(u.signature for u in plan.units(choices))
