@@ -47,3 +47,31 @@ def time_factor(from_scale, to_scale):
 def unit_name(time_scale):
     """``'ms'`` for ``'m'``, and so on (the time scale must be valid)."""
     return TIME_UNITS[time_scale]
+
+
+# -- latency store: what a stored row may hold (nas_hw/measure/store/rows.py checks them) ----------
+#: SQLite ``application_id`` marking a nas_hw latency cache ("NASH" in ASCII).
+CACHE_APPLICATION_ID = 0x4E415348
+#: The store's schema version (``PRAGMA user_version`` of a schema-2 cache).
+CACHE_SCHEMA_VERSION = 2
+#: Largest time (seconds) a stored statistic may hold: one run of one layer or network.
+MAX_TIMING_S = 3600.0
+#: Largest run / round count of one stored measurement.
+MAX_RUNS = 10 ** 6
+#: Largest stored load average and relative spread (finite bounds: nothing overflows to inf).
+MAX_LOAD = 1e6
+MAX_SPREAD = 1e6
+#: Largest number of other measuring processes a row may record.
+MAX_PEERS = 10 ** 6
+#: Oldest plausible row time (2000-01-01 UTC) and how far in the future an incoming row may be.
+OLDEST_ROW_TIME_S = 946684800.0
+MAX_FUTURE_S = 86400.0
+#: Largest fingerprint and signature (characters) and settings / fingerprint description (bytes of JSON).
+MAX_FINGERPRINT_CHARS = 1024
+MAX_SIGNATURE_CHARS = 16384
+MAX_SETTINGS_BYTES = 65536
+#: Largest import files, checked before parsing: a JSON file is parsed whole (memory ~10x its
+#: size), a CSV file is streamed line by line (memory bounded by the longest line).
+MAX_IMPORT_JSON_BYTES = 64 * 2 ** 20
+MAX_IMPORT_CSV_BYTES = 2 ** 30
+MAX_IMPORT_LINE_BYTES = 2 ** 20

@@ -58,3 +58,9 @@ class DatasetError(NasHwError, ValueError):
 
 class UsageError(NasHwError, ValueError):
     """A command-line argument or input file the user has to change (exit code 2)."""
+
+
+class FileWriteError(NasHwError, OSError):
+    """A file nas_hw writes (an export, a report, a checkpoint, a new cache) could not be written,
+    or its destination is something nas_hw must not write through (a symbolic link, a directory).
+    Nothing is left behind: no temporary file, no partial destination."""

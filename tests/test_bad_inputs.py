@@ -195,9 +195,9 @@ def test_cache_of_another_schema_version_is_refused_with_instructions(tmp_path):
     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     conn.commit()
     conn.close()
-    with pytest.raises(CacheError, match=f"schema version {SCHEMA_VERSION + 1}") as info:
+    with pytest.raises(CacheError, match=f"cache of schema {SCHEMA_VERSION + 1}") as info:
         LatencyCache(path)
-    assert "nas-hw cache export" in str(info.value) and "import" in str(info.value)
+    assert "use the nas_hw that wrote it" in str(info.value) and "left untouched" in str(info.value)
     conn = sqlite3.connect(path)  # left untouched
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
     conn.close()
@@ -205,7 +205,7 @@ def test_cache_of_another_schema_version_is_refused_with_instructions(tmp_path):
 
 def test_imported_lut_with_malformed_rows_is_refused_whole(tmp_path):
     good = {"fingerprint": "cpu|x", "signature": "Conv(a)", "mean_s": 1e-4, "median_s": 1e-4, "std_s": 0.0,
-            "min_s": 1e-4, "n_kept": 3, "n_measured": 3, "noop": 0, "settings": "{}", "created": 1.0}
+            "min_s": 1e-4, "n_kept": 3, "n_measured": 3, "noop": 0, "settings": "{}", "created": 1.75e9}
     rows = [good, dict(good, signature="Conv(b)", mean_s="fast"), dict(good, signature="Conv(c)", n_kept=0)]
     path = tmp_path / "lut.csv"
     with open(path, "w", newline="") as fh:

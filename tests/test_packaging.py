@@ -23,4 +23,4 @@ def test_entry_point_and_dependencies_of_a_plain_install():
     plain = {r.split(";")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower()
              for r in dist.requires if "extra ==" not in r}
     # the chart, the TensorBoard files and the search spaces work without any extra
-    assert {"matplotlib", "tensorboardx", "nnabla-nas", "nnabla", "hydra-core"} <= plain
+    assert {"matplotlib", "tensorboardx", "nnabla-nas", "nnabla", "hydra-core", "filelock"} <= plain

@@ -1,9 +1,6 @@
 """The ``nas-hw`` command line.
 
-    nas-hw cache ls                            one line per device fingerprint: rows, sum of mean ms, dates
-    nas-hw cache export FILE [--fingerprint FP]  rows to FILE (.csv or .json)
-    nas-hw cache import FILE [--overwrite]       merge an export (rows keep their fingerprint)
-    nas-hw cache clear [--fingerprint FP] --yes  delete rows (refused without --yes)
+    nas-hw cache ls|export|import|clear|migrate  the latency cache (nas_hw.app.cache_cli)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.app.report)
     nas-hw profile [OVERRIDE ...]                candidate table of a search space (a Hydra app)
     nas-hw search [OVERRIDE ...]                 the hardware-aware search (a Hydra app)
@@ -17,15 +14,14 @@ clearing without ``--yes``), 1 a runtime failure (an unusable cache file, an I/O
 are one line ``nas-hw: error: ...`` on stderr.
 """
 import argparse
-import datetime
 import logging
-import os
 import sys
 
 from .. import __version__
-from ..errors import CacheError, NasHwError, UsageError
-from ..measure.store import LatencyCache, default_cache_path
+from ..errors import NasHwError, UsageError
+from ..measure.store import default_cache_path
 from . import report
+from .cache_cli import add_cache_commands
 from .entry import PROG, fail
 
 logger = logging.getLogger(__name__)
@@ -46,101 +42,6 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{message} (see `{self.prog} --help`)")
 
 
-def _date(epoch_s):
-    if epoch_s is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(float(epoch_s), tz=datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _open_existing(path):
-    """The cache at ``path``, or ``None`` when no file is there yet (nothing was measured)."""
-    if path != ":memory:" and not os.path.exists(path):
-        return None
-    return LatencyCache(path)
-
-
-def _known_fingerprints(cache):
-    return [s["fingerprint"] for s in cache.summary()]
-
-
-def _check_fingerprint(cache, fingerprint):
-    if fingerprint is not None and fingerprint not in _known_fingerprints(cache):
-        raise BadInput(f"fingerprint {fingerprint!r} has no rows in {cache.path!r}; "
-                       f"known fingerprints: {_known_fingerprints(cache)}")
-
-
-def _cache_ls(args, out):
-    cache = _open_existing(args.cache)
-    if cache is None:
-        out.write(f"cache {args.cache}: no file yet (nothing measured)\n")
-        return 0
-    with cache:
-        summary = cache.summary()
-    out.write(f"cache {args.cache}: {sum(s['rows'] for s in summary)} row(s), "
-              f"{len(summary)} fingerprint(s)\n")
-    if summary:
-        header = ("rows", "sum_mean_ms", "first", "last", "fingerprint")
-        lines = [(str(s["rows"]), f"{s['sum_mean_ms']:.3f}", _date(s["first"]), _date(s["last"]),
-                  s["fingerprint"]) for s in summary]
-        widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-        for row in [header] + lines:
-            cells = [c.rjust(w) if i < 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
-            out.write("  ".join(cells).rstrip() + "\n")
-    return 0
-
-
-def _cache_export(args, out):
-    if os.path.splitext(args.file)[1].lower() not in (".csv", ".json"):
-        raise BadInput(f"export file must end in .csv or .json (the format), got {args.file!r}")
-    directory = os.path.dirname(os.path.abspath(args.file))
-    if not os.path.isdir(directory):
-        raise BadInput(f"cannot export to {args.file!r}: directory {directory!r} does not exist")
-    cache = _open_existing(args.cache)
-    if cache is None:
-        raise BadInput(f"no cache file at {args.cache!r}: nothing to export")
-    with cache:
-        _check_fingerprint(cache, args.fingerprint)
-        n = cache.export(args.file, fingerprint=args.fingerprint)
-    out.write(f"exported {n} row(s) to {args.file}\n")
-    return 0
-
-
-def _cache_import(args, out):
-    if not os.path.isfile(args.file):
-        raise BadInput(f"import file {args.file!r} does not exist")
-    if os.path.splitext(args.file)[1].lower() not in (".csv", ".json"):
-        raise BadInput(f"import file must be a .csv or .json export, got {args.file!r}")
-    if args.cache == default_cache_path() and args.cache != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(args.cache)), exist_ok=True)  # first use
-    with LatencyCache(args.cache) as cache:
-        before = len(cache)
-        try:
-            n = cache.import_(args.file, overwrite=args.overwrite)
-        except CacheError as err:  # the file, not the cache, is at fault
-            raise BadInput(str(err)) from err
-        after = len(cache)
-    verb = "added or replaced" if args.overwrite else "added"
-    out.write(f"imported {args.file}: {n} row(s) {verb}, cache {args.cache} now holds {after} row(s) "
-              f"(was {before})\n")
-    return 0
-
-
-def _cache_clear(args, out):
-    cache = _open_existing(args.cache)
-    if cache is None:
-        out.write(f"cache {args.cache}: no file, nothing to clear\n")
-        return 0
-    with cache:
-        _check_fingerprint(cache, args.fingerprint)
-        what = "all rows" if args.fingerprint is None else f"the rows of fingerprint {args.fingerprint!r}"
-        if not args.yes:
-            n = len(cache.records(args.fingerprint))
-            raise BadInput(f"refusing to delete {what} ({n} row(s)) of {args.cache!r} without --yes")
-        n = cache.clear(args.fingerprint)
-    out.write(f"deleted {n} row(s) ({what}) from {args.cache}\n")
-    return 0
-
-
 def _add_cache_option(parser):
     parser.add_argument("--cache", default=None, metavar="PATH",
                         help="latency cache file (default: $NAS_HW_CACHE or the per-user cache, "
@@ -154,26 +55,7 @@ def build_parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    cache = commands.add_parser("cache", help="inspect, export, import or clear the latency cache")
-    cache_cmds = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser)
-    p = cache_cmds.add_parser("ls", help="one line per device fingerprint: rows, sum of mean ms, dates")
-    _add_cache_option(p)
-    p.set_defaults(handler=_cache_ls)
-    p = cache_cmds.add_parser("export", help="write rows to FILE (.csv or .json)")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--fingerprint", default=None, metavar="FP", help="only this fingerprint's rows")
-    _add_cache_option(p)
-    p.set_defaults(handler=_cache_export)
-    p = cache_cmds.add_parser("import", help="merge rows from an export (rows keep their fingerprint)")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--overwrite", action="store_true", help="replace rows already present (default: keep them)")
-    _add_cache_option(p)
-    p.set_defaults(handler=_cache_import)
-    p = cache_cmds.add_parser("clear", help="delete rows (all, or one fingerprint's); needs --yes")
-    p.add_argument("--fingerprint", default=None, metavar="FP", help="only this fingerprint's rows")
-    p.add_argument("--yes", action="store_true", help="really delete")
-    _add_cache_option(p)
-    p.set_defaults(handler=_cache_clear)
+    add_cache_commands(commands, _add_cache_option, _Parser)
 
     sub = commands.add_parser("report", help="per-layer latency, memory and FLOPs of one network, "
                                              "and its true latency")
@@ -203,7 +85,7 @@ def main(argv=None):
             raise BadInput(f"a command is required: cache, report, {', '.join(HYDRA_COMMANDS)} "
                            f"(see `{PROG} --help`)")
         if getattr(args, "handler", None) is None:
-            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import or clear "
+            raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear or migrate "
                            f"(see `{PROG} {args.command} --help`)")
         if args.cache is None:
             args.cache = default_cache_path()

@@ -34,6 +34,7 @@ from ..errors import ConfigInputError, MissingMeasurementsError
 from .config import config_error_line
 from .reference import finish_run
 from ..estimators.calibrated import Calibrator
+from ..files import atomic_write
 from ..measure.store import LatencyCache
 from ..nas.callbacks import CallbackList
 from ..nas.table import CandidateTable
@@ -152,7 +153,8 @@ def setup(cfg):
                       n_classes=int(dataset.n_classes), seed=int(cfg.seed))
     model.apply(training=False)
     make_estimator = build(cfg.estimator, "estimator")
-    cache = LatencyCache(cfg.cache.path)
+    # table.stored jobs only read the cache (SQLite's read-only mode): parallel jobs never write it
+    cache = LatencyCache(cfg.cache.path, readonly=bool(cfg.table.stored))
     kwargs = dict(device_id=device.device_id, ext_name=device.ext_name, type_config=device.type_config,
                   cache=cache, batch_size=shape[0])
     try:
@@ -408,7 +410,7 @@ def _search(plan, started):
         "total_time_s": time.perf_counter() - started,
         "cache_path": os.fspath(s.cache.path),
     }
-    with open(os.path.join(plan.output_dir, REPORT_FILE), "w") as f:
+    with atomic_write(os.path.join(plan.output_dir, REPORT_FILE)) as f:
         json.dump(report, f, indent=2)
     logger.info("derived %s: estimated %.4f ms, measured %s ms, test acc %s",
                 report["candidates"] or choices, report["estimated_latency_ms"],

@@ -40,6 +40,7 @@ from omegaconf import OmegaConf, open_dict
 
 from ..checks import check_one_of
 from ..errors import ConfigInputError
+from ..files import atomic_write
 from ..measure.store import LatencyCache
 from ..estimators.network import Profiler
 
@@ -285,7 +286,7 @@ def finish_run(cfg, output_dir, report, run_search, report_file="report.json", m
         measure: the side-by-side measurement (:func:`measure_side_by_side`; tests pass a fake).
     """
     report["reference"] = compare(cfg, report, find_reference(cfg, report, output_dir, run_search), measure)
-    with open(os.path.join(output_dir, report_file), "w") as f:
+    with atomic_write(os.path.join(output_dir, report_file)) as f:
         json.dump(report, f, indent=2)
     logger.info("%s", summary(cfg, report))
     return report

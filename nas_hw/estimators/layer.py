@@ -90,7 +90,7 @@ class LayerEstimator(TimedSettings, Estimator):
         # Pure functions of their keys, kept for the estimator's life:
         self._signatures = {}  # (type, args, shapes, dtypes) -> readable signature
         self._output_shape_memo = {}  # (type, args, input shapes) -> output shapes
-        self.cache = open_cache(cache)
+        self.cache = open_cache(cache, readonly=self._offline)  # offline: the file is only read
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
         self._missing: List[str] = []

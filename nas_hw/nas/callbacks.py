@@ -15,6 +15,7 @@ import logging
 import os
 
 from ..checks import check_filename, check_int, check_number, check_positive
+from ..files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +251,7 @@ class BudgetCheckpoint(Callback):
         return os.path.join(self.searcher.output_dir, self.filename)
 
     def _write(self):
-        with open(self.path, "w") as f:
+        with atomic_write(self.path) as f:
             json.dump(self.best, f, indent=2)
 
     def on_search_start(self, logs):

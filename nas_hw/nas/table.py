@@ -16,6 +16,7 @@ from .. import nnabla_nas_compat as nnas
 from ..checks import check_time_scale
 from ..constants import time_factor
 from ..errors import MeasurementError
+from ..files import atomic_write
 from ..estimators.layer import LayerEstimator
 from ..estimators.params import parameter_bytes
 from .choices import argmax_choices, find_choice_points, fixed_choices, group_alphas
@@ -345,10 +346,9 @@ class CandidateTable:
                    d["fingerprint"], d["space_key"], d.get("input_shape"))
 
     def save(self, path):
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w") as fh:
+        """Writes the table as JSON, atomically (never through a link at ``path``)."""
+        with atomic_write(path) as fh:
             json.dump(self.to_dict(), fh, indent=1)
-        os.replace(tmp, path)
 
     @classmethod
     def load(cls, path, model=None):

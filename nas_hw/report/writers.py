@@ -4,6 +4,7 @@ import json
 
 from ..constants import TIME_UNITS
 from ..errors import DependencyMissingError
+from ..files import atomic_write
 from .loader import _shape_str
 from .numbers import binary_bytes, si
 
@@ -21,7 +22,7 @@ def csv_header(unit):
 
 def write_csv(report, path):
     """Writes the per-layer rows (full float precision; empty ``flops`` = no formula)."""
-    with open(path, "w", newline="") as fh:
+    with atomic_write(path, newline="") as fh:
         w = csv.writer(fh)
         w.writerow(csv_header(report.unit))
         for r in report.rows:
@@ -31,7 +32,7 @@ def write_csv(report, path):
 
 def write_json(report, path):
     """Writes rows and totals as JSON."""
-    with open(path, "w") as fh:
+    with atomic_write(path) as fh:
         json.dump(report.to_dict(), fh, indent=1)
 
 
@@ -77,7 +78,8 @@ def write_bar_chart(report, path, top=10):
                      f"sum {report.layer_latency:.4g} {report.unit_name}, "
                      f"true {report.true_latency:.4g} {report.unit_name}", fontsize=9)
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100)
+        with atomic_write(path, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=100)
     finally:
         plt.close(fig)
 

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from .. import nnabla_nas_compat as nnas
+from ..files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,8 @@ def save_checkpoint(searcher, path):
         "mixedop_rngs": [_rng_state(nnas.rng(cp.mixedop)) for cp in searcher.choice_points],
         "extra": searcher.extra_state(),
     }
-    tmp = os.path.join(path, CHECKPOINT_STATE + ".tmp")
-    with open(tmp, "w") as f:
+    with atomic_write(os.path.join(path, CHECKPOINT_STATE)) as f:  # state.json last: a complete checkpoint
         json.dump(state, f)
-    os.replace(tmp, os.path.join(path, CHECKPOINT_STATE))  # state.json last: a complete checkpoint
 
 
 def load_checkpoint(searcher, path):

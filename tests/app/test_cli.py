@@ -36,10 +36,13 @@ def test_ls_summarises_each_fingerprint(cache_file, capsys):
     assert main(["cache", "ls", "--cache", cache_file]) == 0
     out = capsys.readouterr().out
     assert "4 row(s), 2 fingerprint(s)" in out
+    header = next(line for line in out.splitlines() if line.startswith("rows"))
+    assert header.split()[:6] == ["rows", "disturbed", "unknown", "spread_med", "load1", "sum_mean_ms"]
     cpu = next(line for line in out.splitlines() if line.endswith("cpu|test-chip"))
-    assert cpu.split()[0] == "3" and cpu.split()[1] == "6.000" and "UTC" in cpu
+    # rows, disturbed, unknown verdicts, median spread and load range (unknown here), sum of means
+    assert cpu.split()[:6] == ["3", "0", "0", "-", "-", "6.000"] and "UTC" in cpu
     gpu = next(line for line in out.splitlines() if line.endswith("cuda|test-gpu"))
-    assert gpu.split()[:2] == ["1", "0.500"]
+    assert gpu.split()[:6] == ["1", "0", "0", "-", "-", "0.500"]
 
 
 def test_ls_of_a_missing_file_creates_nothing(tmp_path, capsys):

@@ -15,7 +15,11 @@ Subcommands (each prints one JSON line on stdout as its last line):
         seconds); prints the measurement count. Made
         to be killed at any point by the crash-safety test. Without ``--real`` it loads only
         ``nas_hw.cache`` (not nnabla), so it starts in a fraction of a second; it prints
-        ``ready`` once the cache is open.
+        ``opening`` before it opens the cache and ``ready`` once it is open.
+
+    hold CACHE lock|db [--seconds S]
+        Holds the cache's measuring lock, or an open SQLite write transaction, prints ``held``
+        and sleeps S seconds (the stuck-peer test stops it with SIGSTOP).
 
     race CACHE N [--sleep S]
         Every process walks the same signatures ``race:0..N-1`` through ``get_or_measure``
@@ -97,6 +101,7 @@ def fill(args):
 
     import time
 
+    print("opening", flush=True)  # the fresh-file test kills from here on: while the file is created
     cache = LatencyCache(args.cache)
     print("ready", flush=True)
 
@@ -137,6 +142,24 @@ def race(args):
     return {"measurements": cache.measurements, "hits": cache.hits, "rows": len(cache)}
 
 
+def hold(args):
+    """Holds the measuring lock (``lock``) or an open write transaction (``db``) of the cache,
+    prints ``held`` and sleeps: the test stops it with SIGSTOP and checks a peer gives up."""
+    import time
+
+    cache_mod, _ = import_cache_light()
+    cache = cache_mod.LatencyCache(args.cache)
+    if args.what == "lock":
+        with cache.measuring_lock():
+            print("held", flush=True)
+            time.sleep(args.seconds)
+    else:
+        cache.conn.execute("BEGIN IMMEDIATE")
+        print("held", flush=True)
+        time.sleep(args.seconds)
+    return {}
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -156,8 +179,12 @@ def main():
     p.add_argument("cache")
     p.add_argument("n", type=int)
     p.add_argument("--sleep", type=float, default=0.0)
+    p = sub.add_parser("hold")
+    p.add_argument("cache")
+    p.add_argument("what", choices=["lock", "db"])
+    p.add_argument("--seconds", type=float, default=300.0)
     args = parser.parse_args()
-    result = {"estimate": estimate, "fill": fill, "race": race}[args.cmd](args)
+    result = {"estimate": estimate, "fill": fill, "race": race, "hold": hold}[args.cmd](args)
     print(json.dumps(result), flush=True)
 
 

@@ -70,9 +70,13 @@ def test_schema_refuses_invalid_timings(bad):
     with pytest.raises(CacheError, match="sig:bad"):
         cache.put("fp", "sig:bad", TimingStats(bad, bad, 0.0, bad, 1, 1))
     assert len(cache) == 0
-    if bad != float("inf"):  # the schema's own CHECK / NOT NULL (NaN is stored as NULL)
+    # the schema's own CHECKs (STRICT admits infinity in a REAL column; the range check does not)
+    # and NOT NULL (NaN is bound as NULL), for a write that bypasses put()
+    for value in (bad, "0.001x", b"\x00", 1e30):
         with pytest.raises(sqlite3.IntegrityError):
-            cache.conn.execute("INSERT INTO measurements VALUES ('fp','raw',?,0,0,0,1,1,0,'{}',0)", (bad,))
+            cache.conn.execute("INSERT INTO measurements (fingerprint, signature, mean_s, median_s, std_s, min_s, "
+                               "n_kept, n_measured, n_rounds, noop, settings, created) "
+                               "VALUES ('fp','raw',?,0,0,0,1,1,1,0,'{}',1.7e9)", (value,))
 
 
 def test_missing_directory_is_a_cache_error(tmp_path):
@@ -148,8 +152,8 @@ def _other_version(path):
 
 @pytest.mark.parametrize("make, words", [(_truncated, "not a usable|integrity"),
                                          (_foreign, "not a nas_hw latency cache"),
-                                         (_text, "not a usable"),
-                                         (_other_version, "schema version 99")])
+                                         (_text, "not an SQLite database"),
+                                         (_other_version, "cache of schema 99")])
 def test_broken_or_foreign_files_are_refused_and_left_untouched(tmp_path, make, words):
     path = str(tmp_path / "thing.sqlite")
     make(path)
@@ -196,6 +200,8 @@ def test_export_import_round_trip_merges_fingerprints(tmp_path, ext):
 GOOD = {"fingerprint": "fp", "signature": "sig:ok", "mean_s": "0.001", "median_s": "0.001",
         "std_s": "0", "min_s": "0.001", "n_kept": "3", "n_measured": "3", "noop": "0",
         "settings": "{}", "created": "1700000000"}
+GOOD_JSON = dict(GOOD, mean_s=0.001, median_s=0.001, std_s=0.0, min_s=0.001, n_kept=3, n_measured=3, noop=0,
+                 created=1700000000.0)
 
 
 @pytest.mark.parametrize("ext", ["csv", "json"])
@@ -204,7 +210,12 @@ def test_malformed_imports_are_refused_whole(tmp_path, ext):
                 dict(GOOD, signature="sig:neg", min_s="-0.5"),
                 dict(GOOD, signature="sig:word", median_s="fast"),
                 {k: v for k, v in GOOD.items() if k != "std_s"}]
-    rows = [GOOD] + bad_rows
+    if ext == "json":  # typed values: text is not a number in JSON
+        bad_rows = [dict(GOOD_JSON, signature="sig:nan", mean_s=float("nan")),
+                    dict(GOOD_JSON, signature="sig:neg", min_s=-0.5),
+                    dict(GOOD_JSON, signature="sig:word", median_s="fast"),
+                    {k: v for k, v in GOOD_JSON.items() if k != "std_s"}]
+    rows = [GOOD if ext == "csv" else GOOD_JSON] + bad_rows
     path = tmp_path / f"in.{ext}"
     if ext == "csv":
         with open(path, "w", newline="") as fh:

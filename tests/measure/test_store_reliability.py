@@ -79,6 +79,7 @@ def test_sigkill_at_random_points_never_corrupts_and_resumes(tmp_path):
             proc = start("fill", path, n_syn, n_syn, "--real")
         else:
             proc = start("fill", path, 0, n_syn, "--sleep", 0.0005)
+        assert proc.stdout.readline().strip() == "opening", proc.stderr.read()[-2000:]
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
         time.sleep(rng.uniform(0.0, 0.25 if kind == "light" else 0.6))
         if proc.poll() is None:
@@ -103,13 +104,14 @@ def test_sigkill_at_random_points_never_corrupts_and_resumes(tmp_path):
 
 def test_sigkill_while_creating_a_fresh_cache_file(tmp_path):
     """Killed while opening a new file (schema creation, WAL switch) or writing its first rows:
-    what is left is either no file, an empty one, or a complete cache; never a CacheError."""
+    what is left is either no file or a complete cache (a new file is linked in whole); never a CacheError."""
     rng = random.Random(99)
     outcomes = {"no file": 0, "opened": 0}
     for i in range(12):
         path = str(tmp_path / f"fresh{i}.sqlite")
         proc = start("fill", path, 0, 50)
-        time.sleep(rng.uniform(0.05, 0.3))
+        assert proc.stdout.readline().strip() == "opening", proc.stderr.read()[-2000:]
+        time.sleep(rng.uniform(0.0, 0.6))  # while the new file is built, linked in, its first rows written
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
         if not os.path.exists(path):

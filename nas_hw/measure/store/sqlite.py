@@ -1,18 +1,21 @@
 """The persistent latency cache: one SQLite row per (device fingerprint, signature).
 
 Every measurement nas_hw takes lands here and is reused by every later call, process and
-run on the same device. Guarantees:
+run on the same device. Guarantees (each held by a test named in docs/reliability.md):
 
-- A row is written in one transaction: a killed process leaves either the whole row or
-  nothing (SQLite's journal, WAL mode).
-- Several processes may read and fill one file at once (WAL, a busy timeout). Measuring a
-  missing signature happens under an exclusive file lock (``<cache>.lock``), so parallel jobs
-  never time layers at the same moment and never measure one signature twice.
-- A file that is not a nas_hw cache (another SQLite database, a truncated or corrupt file,
-  another schema version) raises :class:`~nas_hw.errors.CacheError` naming it; it is never
-  replaced or repaired silently.
-- NaN or negative timings are refused by the schema itself (infinite ones by :meth:`LatencyCache.put`
-  and by import's validation).
+- A row is written in one transaction (WAL journal): a killed process leaves either the whole
+  row or nothing. A new cache file appears whole (built beside its path, then linked in).
+- A file is used as a cache only if it carries nas_hw's mark (``application_id``) and exactly
+  the schema nas_hw wrote; anything else (an empty file, another database, a schema changed
+  outside nas_hw) raises :class:`~nas_hw.errors.CacheError` naming it and is never written.
+  ``readonly=True`` opens the file with SQLite's read-only mode: it can never change it.
+- The tables are STRICT with range CHECKs (no text, blob, NaN, infinity or absurd value is
+  stored), and every row read back passes :func:`~nas_hw.measure.store.rows.check_row`: a row
+  tampered with outside nas_hw raises ``CacheError`` naming it instead of becoming a number.
+- Several processes may read and fill one file (WAL, a busy timeout). Missing signatures are
+  measured under a cross-process lock (``<cache>.lock``) whose wait is bounded by ``timeout_s``.
+- A cache of schema 1 (nas_hw before quality fields) opens read-only; ``nas-hw cache migrate``
+  converts it (:mod:`~nas_hw.measure.store.migrate`).
 """
 import contextlib
 import json
@@ -23,45 +26,19 @@ import sqlite3
 import threading
 import time
 
+from ...constants import CACHE_SCHEMA_VERSION
 from ...errors import CacheError
-from .io import read_export, write_export
-from .lock import exclusive_lock
-from .rows import COLUMNS, Record, record_from_row
+from .io import ExportFile, check_info, write_export
+from .lock import MeasuringLock
+from .quality import summarize
+from .rows import COLUMNS, RowError, read_record, stats_row
+from .opening import MEMORY, migrate_hint, open_store
+from .schema import SELECT
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-MEMORY = ":memory:"
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS measurements (
-    fingerprint TEXT NOT NULL,
-    signature   TEXT NOT NULL,
-    mean_s      REAL NOT NULL CHECK (mean_s >= 0),
-    median_s    REAL NOT NULL CHECK (median_s >= 0),
-    std_s       REAL NOT NULL CHECK (std_s >= 0),
-    min_s       REAL NOT NULL CHECK (min_s >= 0),
-    n_kept      INTEGER NOT NULL CHECK (n_kept >= 1),
-    n_measured  INTEGER NOT NULL CHECK (n_measured >= n_kept),
-    noop        INTEGER NOT NULL DEFAULT 0,
-    settings    TEXT NOT NULL,
-    created     REAL NOT NULL,
-    PRIMARY KEY (fingerprint, signature)
-);
-CREATE TABLE IF NOT EXISTS fingerprints (
-    fingerprint TEXT PRIMARY KEY,
-    info        TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    fingerprint TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    payload     TEXT NOT NULL,
-    created     REAL NOT NULL,
-    PRIMARY KEY (fingerprint, kind, name)
-);
-"""
-_TABLES = {"measurements", "fingerprints", "blobs"}
+SCHEMA_VERSION = CACHE_SCHEMA_VERSION
+__all__ = ["LatencyCache", "default_cache_path", "migrate_hint", "MEMORY", "SCHEMA_VERSION"]
 
 
 def default_cache_path():
@@ -78,17 +55,23 @@ class LatencyCache:
 
     Args:
         path: file path, ``":memory:"`` for a throw-away cache, or ``None`` for
-            :func:`default_cache_path`. An explicit path's directory must exist.
+            :func:`default_cache_path`. An explicit path's directory must exist. A missing file is
+            created (whole) unless ``readonly``.
+        timeout_s: how long a write waits for another process's transaction, and a measurement
+            for another process's measuring lock, before a one-line ``CacheError``.
+        readonly: open with SQLite's read-only mode: nothing is ever written (``put``, ``import_``,
+            ``clear`` raise); a missing file reads as an empty cache and is not created.
 
     Attributes:
         hits, misses, measurements: counters of this object's lookups and of the
             measurements it stored (observable, e.g. to assert a warm cache measures nothing).
+        schema: the file's schema version (1: a pre-quality cache, read-only).
 
     Raises:
-        CacheError: the file is not a valid cache or cannot be opened/written.
+        CacheError: the file is not a nas_hw cache, or cannot be opened/written.
     """
 
-    def __init__(self, path=None, timeout_s=60.0):
+    def __init__(self, path=None, timeout_s=60.0, readonly=False):
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise TypeError(f"cache path must be a str or os.PathLike, ':memory:' or None, "
                             f"got {type(path).__name__} {path!r}")
@@ -102,80 +85,32 @@ class LatencyCache:
             raise ValueError(f"timeout_s must be a positive number of seconds, got {timeout_s!r}")
         if path is None:
             path = default_cache_path()
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+            if not readonly:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = os.fspath(path)
         self.timeout_s = float(timeout_s)
+        self.readonly = bool(readonly)
         self.hits = 0
         self.misses = 0
         self.measurements = 0
+        self.schema = None
         self._memo = {}
         self._loaded = set()
         self._thread_lock = threading.RLock()
         self._conn = None
         self._pid = None
+        self._lock = None
         self._connect()
 
     # -- connection -----------------------------------------------------------------
     def _connect(self):
-        if self.path != MEMORY:
-            directory = os.path.dirname(os.path.abspath(self.path))
-            if not os.path.isdir(directory):
-                raise CacheError(f"cache directory {directory!r} does not exist (cache path {self.path!r}); "
-                                 "create it or set NAS_HW_CACHE to a file in an existing directory")
-            if not os.access(directory, os.W_OK):
-                raise CacheError(f"cache directory {directory!r} is not writable (cache path {self.path!r}); "
-                                 "set NAS_HW_CACHE to a writable location")
-            if os.path.exists(self.path) and not os.access(self.path, os.R_OK | os.W_OK):
-                raise CacheError(f"cache file {self.path!r} is not readable and writable")
-        conn = None
-        try:
-            conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
-            self._check_schema(conn)
-        except BaseException as err:
-            if conn is not None:  # never keep a handle on a file we refused
-                conn.close()
-            if not isinstance(err, sqlite3.DatabaseError):
-                raise
-            raise CacheError(f"{self.path!r} is not a usable nas_hw latency cache ({err}); it was left "
-                             "untouched: move or delete it, or point NAS_HW_CACHE elsewhere") from err
-        self._conn, self._pid = conn, os.getpid()
-
-    def _check_schema(self, conn):
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if not tables:
-            if self.path != MEMORY:
-                conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                # Another process may have created it between our look and the lock.
-                if not conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
-                    for stmt in _SCHEMA.strip().split(";"):
-                        if stmt.strip():
-                            conn.execute(stmt)
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return
-        if not _TABLES <= tables:
-            raise CacheError(f"{self.path!r} is an SQLite database but not a nas_hw latency cache "
-                             f"(tables {sorted(tables)}); it was left untouched")
-        if version != SCHEMA_VERSION:
-            raise CacheError(f"{self.path!r} has cache schema version {version}, this nas_hw reads version "
-                             f"{SCHEMA_VERSION}; export it with the nas_hw that wrote it "
-                             "(`nas-hw cache export`) and import it here, or move it away")
-        check = conn.execute("PRAGMA quick_check").fetchone()[0]
-        if check != "ok":
-            raise CacheError(f"{self.path!r} failed SQLite's integrity check ({check}); it was left untouched")
+        self._conn, self.schema = open_store(self.path, self.readonly, self.timeout_s)
+        self._pid = os.getpid()
 
     @property
     def conn(self):
         if self._pid != os.getpid():  # a forked child must not share the parent's connection
-            self._memo, self._loaded = {}, set()
+            self._memo, self._loaded, self._lock = {}, set(), None
             self._connect()
         return self._conn
 
@@ -191,14 +126,30 @@ class LatencyCache:
         self.close()
 
     def __repr__(self):
-        return f"LatencyCache({self.path!r}, hits={self.hits}, misses={self.misses}, measurements={self.measurements})"
+        mode = ", readonly" if self.readonly else ""
+        return (f"LatencyCache({self.path!r}{mode}, hits={self.hits}, misses={self.misses}, "
+                f"measurements={self.measurements})")
 
-    # -- lookups --------------------------------------------------------------------
+    # -- reading --------------------------------------------------------------------
+    def _rows(self, where="", args=()):
+        """Validated records of ``SELECT ... FROM measurements <where>``."""
+        sql = f"SELECT {SELECT[self.schema]} FROM measurements {where}"
+        try:
+            raw = self.conn.execute(sql, args).fetchall()
+        except sqlite3.Error as err:
+            raise CacheError(f"cannot read {self.path!r}: {err}") from err
+        out = []
+        for row in raw:
+            try:
+                out.append(read_record(row))
+            except RowError as err:
+                raise CacheError(f"{self.path!r}: {err}; that row was changed outside nas_hw and is never served: "
+                                 "delete it with `nas-hw cache clear --fingerprint FP --signature SIG --yes` "
+                                 "(it is then measured again)") from None
+        return out
+
     def _load_fingerprint(self, fingerprint):
-        rows = self.conn.execute(f"SELECT {','.join(COLUMNS)} FROM measurements WHERE fingerprint=?",
-                                 (fingerprint,)).fetchall()
-        for row in rows:
-            rec = record_from_row(row)
+        for rec in self._rows("WHERE fingerprint=?", (fingerprint,)):
             self._memo[(fingerprint, rec.signature)] = rec
         self._loaded.add(fingerprint)
 
@@ -209,10 +160,9 @@ class LatencyCache:
                 self._load_fingerprint(fingerprint)
             rec = self._memo.get((fingerprint, signature))
             if rec is None:
-                row = self.conn.execute(f"SELECT {','.join(COLUMNS)} FROM measurements "
-                                        "WHERE fingerprint=? AND signature=?", (fingerprint, signature)).fetchone()
-                if row is not None:
-                    rec = self._memo[(fingerprint, signature)] = record_from_row(row)
+                got = self._rows("WHERE fingerprint=? AND signature=?", (fingerprint, signature))
+                if got:
+                    rec = self._memo[(fingerprint, signature)] = got[0]
             return rec
 
     def get(self, fingerprint, signature):
@@ -224,36 +174,96 @@ class LatencyCache:
             self.hits += 1
         return rec
 
-    def put(self, fingerprint, signature, stats, settings=None, noop=False, fingerprint_info=None):
-        """Stores a measurement (the first one stored wins) and returns the stored record.
+    def records(self, fingerprint=None, disturbed=None):
+        """Every row (of one fingerprint), validated, sorted by fingerprint and signature.
+
+        Args:
+            disturbed: ``True``: only rows flagged disturbed; ``False``: only rows known clean;
+                ``None``: all (rows of unknown quality included).
+        """
+        clauses, args = [], []
+        if fingerprint is not None:
+            clauses.append("fingerprint=?")
+            args.append(fingerprint)
+        if disturbed is not None:
+            if self.schema != SCHEMA_VERSION:
+                return []  # schema 1 kept no verdict: no row is known disturbed, nor known clean
+            clauses.append("disturbed=?")
+            args.append(int(bool(disturbed)))
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return self._rows(where + " ORDER BY fingerprint, signature", tuple(args))
+
+    def __len__(self):
+        return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+    def summary(self):
+        """One dict per fingerprint: rows, total of mean ms, oldest and newest row time, and the
+        rows' quality (disturbed / unknown counts, median spread, load range): see
+        :func:`~nas_hw.measure.store.quality.summarize`."""
+        return summarize(self.records())
+
+    def fingerprint_info(self):
+        out = {}
+        for fp, info in self.conn.execute("SELECT fingerprint, info FROM fingerprints"):
+            try:
+                out[fp] = json.loads(info)
+            except (TypeError, ValueError, RecursionError):
+                raise CacheError(f"{self.path!r}: the description of fingerprint {fp!r} is not JSON; it was "
+                                 "changed outside nas_hw") from None
+        return out
+
+    # -- writing --------------------------------------------------------------------
+    def _writable(self, what):
+        if self.readonly:
+            raise CacheError(f"cannot {what}: cache {self.path!r} was opened read-only")
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        c = self.conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise CacheError(f"cannot write {self.path!r}: {err} (another process held it for more than "
+                             f"timeout_s={self.timeout_s:g} s)") from err
+        try:
+            yield c
+            c.execute("COMMIT")
+        except BaseException as err:
+            if c.in_transaction:
+                c.execute("ROLLBACK")
+            if isinstance(err, sqlite3.OperationalError):
+                raise CacheError(f"cannot write {self.path!r}: {err}; nothing was written") from err
+            raise
+
+    def put(self, fingerprint, signature, stats, settings=None, noop=False, fingerprint_info=None, replace=False):
+        """Stores a measurement and returns the stored record.
+
+        The first measurement stored wins, unless ``replace=True`` (an explicit re-measurement,
+        e.g. ``--refresh``), which overwrites that one row.
 
         Raises:
-            CacheError: a statistic is NaN, infinite or negative, or a run count is below 1
-                (the schema's CHECKs refuse NaN and negatives; infinity is refused here).
+            CacheError: a field is out of range (NaN, infinite, negative, text...), the cache is
+                read-only, or the file cannot be written.
         """
-        bad = {k: getattr(stats, k) for k in ("mean", "median", "std", "min")
-               if not isinstance(getattr(stats, k), (int, float)) or not math.isfinite(getattr(stats, k))
-               or getattr(stats, k) < 0}
-        if bad:
-            raise CacheError(f"refusing to store invalid measurement for {signature!r}: "
-                             f"timings must be finite and >= 0 seconds, got {bad}")
-        rec = Record(fingerprint, signature, stats, dict(settings or {}), time.time(), bool(noop))
-        row = rec.as_row()
+        self._writable(f"store {signature!r}")
+        try:
+            row = stats_row(fingerprint, signature, stats, dict(settings or {}), noop, time.time())
+            info = None if fingerprint_info is None else check_info(fingerprint_info, "fingerprint_info")
+        except (RowError, ValueError, TypeError) as err:
+            raise CacheError(f"refusing to store invalid measurement for {signature!r}: {err}") from None
+        names, marks = ",".join(COLUMNS), ",".join("?" * len(COLUMNS))
+        conflict = ("DO UPDATE SET " + ",".join(f"{c}=excluded.{c}" for c in COLUMNS[2:])) if replace else "DO NOTHING"
         with self._thread_lock:
             try:
                 with self._transaction() as c:
-                    if fingerprint_info is not None:
-                        c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)",
-                                  (fingerprint, json.dumps(fingerprint_info, sort_keys=True)))
-                    # ON CONFLICT DO NOTHING skips only an existing (fingerprint, signature) row;
-                    # ``INSERT OR IGNORE`` would also silently drop a row failing a CHECK (NaN,
-                    # negative) and return nothing.
-                    c.execute(f"INSERT INTO measurements ({','.join(COLUMNS)}) "
-                              f"VALUES ({','.join('?' * len(COLUMNS))}) "
-                              "ON CONFLICT(fingerprint, signature) DO NOTHING", [row[k] for k in COLUMNS])
+                    if info is not None:
+                        c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)", (fingerprint, info))
+                    # ON CONFLICT resolves only an existing (fingerprint, signature) row; ``INSERT OR
+                    # IGNORE`` would also silently drop a row failing a CHECK.
+                    c.execute(f"INSERT INTO measurements ({names}) VALUES ({marks}) "
+                              f"ON CONFLICT(fingerprint, signature) {conflict}", row)
             except sqlite3.IntegrityError as err:
-                raise CacheError(f"refusing to store invalid measurement for {signature!r} "
-                                 f"({stats}): {err}") from err
+                raise CacheError(f"refusing to store invalid measurement for {signature!r} ({stats}): {err}") from err
             self._memo.pop((fingerprint, signature), None)
             stored = self.peek(fingerprint, signature)
             if stored is None:  # cannot happen unless the file is being cleared concurrently
@@ -266,6 +276,7 @@ class LatencyCache:
         rec = self.get(fingerprint, signature)
         if rec is not None:
             return rec
+        self._writable(f"measure {signature!r}")
         with self.measuring_lock():
             rec = self.peek(fingerprint, signature)
             if rec is not None:
@@ -275,24 +286,16 @@ class LatencyCache:
             return self.put(fingerprint, signature, stats, settings, noop, fingerprint_info)
 
     @contextlib.contextmanager
-    def _transaction(self):
-        c = self.conn
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            yield c
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
-        c.execute("COMMIT")
-
-    @contextlib.contextmanager
     def measuring_lock(self):
-        """Exclusive across processes sharing this file (and threads of this process)."""
+        """Exclusive across processes sharing this file (and threads of this process); waits at
+        most ``timeout_s``, saying which process it waits for (see :mod:`.lock`)."""
         with self._thread_lock:
             if self.path == MEMORY:
                 yield
                 return
-            with exclusive_lock(self.path + ".lock"):
+            if self._lock is None or self._pid != os.getpid():
+                self._lock = MeasuringLock(self.path + ".lock", self.timeout_s)
+            with self._lock.hold():
                 yield
 
     def reset_counters(self):
@@ -303,37 +306,20 @@ class LatencyCache:
         with self._thread_lock:
             self._memo, self._loaded = {}, set()
 
-    # -- whole-cache operations ------------------------------------------------------
-    def records(self, fingerprint=None):
-        sql = f"SELECT {','.join(COLUMNS)} FROM measurements"
-        args = ()
-        if fingerprint is not None:
-            sql, args = sql + " WHERE fingerprint=?", (fingerprint,)
-        return [record_from_row(r) for r in self.conn.execute(sql + " ORDER BY fingerprint, signature", args)]
-
-    def __len__(self):
-        return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
-
-    def summary(self):
-        """One dict per fingerprint: rows, total measured ms, oldest and newest row time."""
-        out = []
-        for fp, n, total, first, last in self.conn.execute(
-                "SELECT fingerprint, COUNT(*), SUM(mean_s), MIN(created), MAX(created) "
-                "FROM measurements GROUP BY fingerprint ORDER BY fingerprint"):
-            out.append({"fingerprint": fp, "rows": n, "sum_mean_ms": total * 1e3,
-                        "first": first, "last": last})
-        return out
-
-    def fingerprint_info(self):
-        return {fp: json.loads(info) for fp, info in self.conn.execute("SELECT fingerprint, info FROM fingerprints")}
-
-    def clear(self, fingerprint=None):
-        """Deletes rows (of one fingerprint, or all); returns how many."""
+    def clear(self, fingerprint=None, signature=None):
+        """Deletes rows (one row, one fingerprint's, or all); returns how many. Rows are deleted
+        without being read, so a row changed outside nas_hw can be removed this way."""
+        self._writable("clear rows")
+        if signature is not None and fingerprint is None:
+            raise ValueError("clearing one signature needs its fingerprint")
         with self._thread_lock, self._transaction() as c:
             if fingerprint is None:
                 n = c.execute("DELETE FROM measurements").rowcount
                 c.execute("DELETE FROM blobs")
                 c.execute("DELETE FROM fingerprints")
+            elif signature is not None:
+                n = c.execute("DELETE FROM measurements WHERE fingerprint=? AND signature=?",
+                              (fingerprint, signature)).rowcount
             else:
                 n = c.execute("DELETE FROM measurements WHERE fingerprint=?", (fingerprint,)).rowcount
                 c.execute("DELETE FROM blobs WHERE fingerprint=?", (fingerprint,))
@@ -341,54 +327,65 @@ class LatencyCache:
             self.forget()
         return n
 
+    # -- files ------------------------------------------------------------------------
     def export(self, path, fingerprint=None):
-        """Writes rows to ``path`` (``.csv`` or ``.json``, by extension); returns the row count."""
+        """Writes rows to ``path`` (``.csv`` or ``.json``, by extension), atomically; returns the
+        row count. Every row is validated on the way out."""
         info = {k: v for k, v in self.fingerprint_info().items() if fingerprint is None or k == fingerprint}
         return write_export(path, [r.as_row() for r in self.records(fingerprint)], info, SCHEMA_VERSION)
 
     def import_(self, path, overwrite=False):
         """Merges rows from a CSV/JSON export (rows keep their fingerprint).
 
-        All rows are validated first; one malformed row refuses the whole file.
+        The whole file is validated first (size, then every field of every row); one malformed
+        row refuses the whole file, and rows are then stored in one transaction.
 
         Returns:
             the number of rows added (or replaced with ``overwrite``).
 
         Raises:
-            CacheError: the file is missing or malformed (the message lists the bad rows).
+            CacheError: the file is missing, too large or malformed (one line naming the first
+                bad rows and fields), or the cache is read-only.
         """
-        rows, info = read_export(path)
-        # REPLACE and ON CONFLICT DO NOTHING resolve only key conflicts; a CHECK failure aborts
-        # the whole transaction (rows are validated above, so it would be a bug here).
-        with self._thread_lock, self._transaction() as c:
-            for fp, data in info.items():
-                c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)", (fp, json.dumps(data, sort_keys=True)))
-            after_fp = c.total_changes
-            values = f"({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
-            if overwrite:
-                c.executemany(f"INSERT OR REPLACE INTO measurements {values}", rows)
-            else:
-                c.executemany(f"INSERT INTO measurements {values} "
-                              "ON CONFLICT(fingerprint, signature) DO NOTHING", rows)
-            added = c.total_changes - after_fp
+        self._writable(f"import {os.fspath(path)!r}")
+        source = ExportFile(path)
+        source.check()
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT"
+        tail = "" if overwrite else " ON CONFLICT(fingerprint, signature) DO NOTHING"
+        sql = f"{verb} INTO measurements ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))}){tail}"
+        try:
+            with self._thread_lock, self._transaction() as c:
+                for fp, info in source.fingerprints.items():
+                    c.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?)", (fp, info))
+                after_fp = c.total_changes
+                c.executemany(sql, source.rows())  # re-validated: the file may have changed since check()
+                added = c.total_changes - after_fp
+        except sqlite3.IntegrityError as err:  # rows passed check_row: the schema and it disagree (a bug)
+            raise CacheError(f"{os.fspath(path)!r}: a row the checks passed was refused by the schema ({err}); "
+                             "nothing imported") from err
         self.forget()
         return added
 
     # -- small JSON documents (candidate tables, calibrations) ------------------------
     def put_blob(self, fingerprint, kind, name, payload):
+        self._writable(f"store {kind}/{name}")
+        text = json.dumps(payload, sort_keys=True)
         with self._thread_lock, self._transaction() as c:
-            c.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)",
-                      (fingerprint, kind, name, json.dumps(payload, sort_keys=True), time.time()))
+            c.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?, ?)", (fingerprint, kind, name, text, time.time()))
 
     def get_blob(self, fingerprint, kind, name):
         row = self.conn.execute("SELECT payload FROM blobs WHERE fingerprint=? AND kind=? AND name=?",
                                 (fingerprint, kind, name)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):
+            raise CacheError(f"{self.path!r}: stored document {kind}/{name} of fingerprint {fingerprint!r} is not "
+                             "JSON; it was changed outside nas_hw") from None
 
     def blob_fingerprints(self, kind, name):
         """The fingerprints that hold a document ``kind/name``, sorted."""
         rows = self.conn.execute("SELECT fingerprint FROM blobs WHERE kind=? AND name=? ORDER BY fingerprint",
                                  (kind, name)).fetchall()
         return [r[0] for r in rows]
-
-
