@@ -96,6 +96,16 @@ def active_index(m):
     return m.active_index if hasattr(type(m), "active_index") else m._active
 
 
+def modes(mixed_ops):
+    """The mode of each MixedOp, as a tuple (one call per query of a whole model)."""
+    return tuple([m._mode for m in mixed_ops])
+
+
+def active_indices(mixed_ops):
+    """The current choice of each MixedOp, as a tuple (``None`` where none was made yet)."""
+    return tuple([m.active_index if hasattr(type(m), "active_index") else m._active for m in mixed_ops])
+
+
 def set_active_index(m, index):
     """Makes candidate ``index`` the active one without touching the candidates' flags.
 

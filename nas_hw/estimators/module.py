@@ -25,9 +25,10 @@ _PLANS_PER_MODEL = 8  # (input shapes, MixedOp modes) combinations kept per mode
 class _ModelState:
     """What the estimator keeps per model (weakly keyed: it dies with the model)."""
 
-    __slots__ = ("mixed_ops", "names", "plans", "memo")
+    __slots__ = ("static", "mixed_ops", "names", "plans", "memo")
 
     def __init__(self, net):
+        self.static = nnas.is_static(net)
         self.mixed_ops = [m for _, m in net.get_modules() if nnas.is_mixed_op(m)]
         # The model itself is left out: a value that refers to its weak key would keep it alive.
         self.names = {m: (n or type(m).__name__) for n, m in net.get_modules() if m is not net}
@@ -60,8 +61,23 @@ class LatencyEstimator(LayerEstimator):
     """
 
     def __init__(self, *args, **kwargs):
+        self._pending = None  # blocks of the last plan query, until `breakdown` is read
         super().__init__(*args, **kwargs)
         self._models = weakref.WeakKeyDictionary()
+
+    @property
+    def breakdown(self):
+        """The layers of the last estimate (:class:`~nas_hw.estimators.layer.LayerCost`)."""
+        if self._pending is not None:  # a plan query only noted its blocks: list their layers now
+            layers = []
+            for block in self._pending:
+                layers.extend(block.costs)
+            self._breakdown, self._pending = layers, None
+        return self._breakdown
+
+    @breakdown.setter
+    def breakdown(self, layers):
+        self._breakdown, self._pending = layers, None
 
     def reset(self):
         super().reset()
@@ -139,17 +155,21 @@ class LatencyEstimator(LayerEstimator):
             MeasurementError: a layer could not be measured (``on_error='raise'``).
             MissingMeasurementsError: offline and some layers are not in the cache.
         """
-        if not hasattr(net, "get_modules") or not hasattr(net, "input_shapes"):
-            raise TypeError(f"LatencyEstimator needs an nnabla_nas-style Module, got {type(net).__name__}")
-        if nnas.is_static(net):
+        state = self._models.get(net) if hasattr(net, "__weakref__") else None
+        if state is None:
+            if not hasattr(net, "get_modules") or not hasattr(net, "input_shapes"):
+                raise TypeError(f"LatencyEstimator needs an nnabla_nas-style Module, got {type(net).__name__}")
+            if nnas.is_mixed_op(net):  # a lone MixedOp: rebuilt every time
+                return self._estimate_units(self._units_by_rebuild(net, sampling_mixed_ops(net)))
+            state = self._state(net)
+        if state is not None and state.static or state is None and nnas.is_static(net):
             return self._estimate_static(net)
         if not net.input_shapes:
             raise GraphNotBuiltError(f"model {type(net).__name__} was never called, so its modules have no "
                                      "input shapes: build the graph once (out = net(x)) before estimating")
-        state = None if nnas.is_mixed_op(net) else self._state(net)
-        if state is None:  # a lone MixedOp, or a model that cannot be held weakly: rebuilt every time
+        if state is None:  # a model that cannot be held weakly: rebuilt every time
             return self._estimate_units(self._units_by_rebuild(net, sampling_mixed_ops(net)))
-        key = (tuple(tuple(s) for s in net.input_shapes), tuple(nnas.mode(m) for m in state.mixed_ops))
+        key = (tuple([tuple(s) for s in net.input_shapes]), nnas.modes(state.mixed_ops))
         plan = state.plans.get(key)
         if plan is None:
             mixed_ops = [m for m, mode in zip(state.mixed_ops, key[1]) if mode != "full"]
@@ -158,25 +178,28 @@ class LatencyEstimator(LayerEstimator):
             state.plans[key] = plan
             while len(state.plans) > _PLANS_PER_MODEL:
                 state.plans.popitem(last=False)
-        choices = tuple(nnas.active_index(m) for m in plan.mixed_ops)
+        choices = nnas.active_indices(plan.mixed_ops)
         if None in choices:
             check_choices(plan.mixed_ops)
         if plan.problem is not None:
             return self._memoised(state.memo, key + (choices,),
                                   lambda: self._units_by_rebuild(net, plan.mixed_ops, state.names))
-        hit = plan.memo.get(choices)
-        if hit is not None:
-            self._begin()
-            self.breakdown = list(hit[1])
-            return hit[0]
+        blocks = plan.blocks(choices)
         self._begin()
+        total, n_layers = 0.0, 0
+        for block in blocks:
+            if block.costs is None:
+                break
+            total += block.total
+            n_layers += len(block.costs)
+        else:  # every block was summed before: touch nothing per layer (a search loop's query)
+            self._pending = blocks
+            self.cache.hits += n_layers
+            return float(total)
         total = 0.0
-        for block in plan.blocks(choices):
+        for block in blocks:
             total += block.resolve(self)
-        total = self._finish(total)
-        if not self.failures:
-            plan.memo.put(choices, total, self.breakdown)
-        return total
+        return self._finish(total)
 
     def _state(self, net):
         state = self._models.get(net)

@@ -23,7 +23,6 @@ SearchNets. A model that breaks it is estimated by rebuilding, as before.
 from typing import Callable, NamedTuple
 
 from ..measure.graph import functions_between, walk_inputs
-from .memo import EstimateMemo
 
 
 class Unit(NamedTuple):
@@ -46,7 +45,8 @@ class Block:
         self.costs = None  # the LayerCost of each unit, once all are known
 
     def resolve(self, est):
-        """Adds this block's layers to ``est.breakdown`` and returns their summed latency."""
+        """Adds this block's layers to ``est.breakdown`` and returns their summed latency
+        (measuring what is not measured yet)."""
         if self.costs is not None:
             est.breakdown.extend(self.costs)
             est.cache.hits += len(self.costs)
@@ -68,13 +68,11 @@ class ArchitecturePlan:
     Attributes:
         mixed_ops: the sampling MixedOps, whose choices select the candidates' blocks.
         problem: why this model cannot be planned (``None`` when it can).
-        memo: recent whole estimates, keyed by the tuple of choices.
     """
 
     def __init__(self, mixed_ops):
         self.mixed_ops = list(mixed_ops)
         self.problem = None
-        self.memo = EstimateMemo()
         self.fixed = []        # fixed node i -> Block
         self.fixed_deps = []   # fixed node i -> node ids it reads from
         self.cands = []        # MixedOp j -> [Block per candidate]
