@@ -98,6 +98,16 @@ def active_index(m):
     return m.active_index if hasattr(type(m), "active_index") else m._active
 
 
+def modes(mixed_ops):
+    """The mode of each MixedOp, as a tuple (one call per query of a whole model)."""
+    return tuple([m._mode for m in mixed_ops])
+
+
+def active_indices(mixed_ops):
+    """The current choice of each MixedOp, as a tuple (``None`` where none was made yet)."""
+    return tuple([m.active_index if hasattr(type(m), "active_index") else m._active for m in mixed_ops])
+
+
 def set_active_index(m, index):
     """Makes candidate ``index`` the active one without touching the candidates' flags.
 
@@ -327,3 +337,118 @@ def hydra_run_dir(output_dir):
         yield
     finally:
         instance.cfg = previous
+
+# -- nnabla_nas's fast mode (NNABLA_NAS_MIXEDOP_FAST_MODE) ---------------------------------
+# With the variable set, every nnabla_nas Module keeps its original ``call`` as ``_call_create``
+# and answers every later call with the output Variable of its first one, whatever the input.
+# Measuring a module on fresh inputs then times the cached graph instead: nas_hw calls the
+# original ``call`` while it builds what it measures.
+
+def original_call(m):
+    """The module's own ``call`` (the uncached one where nnabla_nas's fast mode caches outputs)."""
+    return m.__dict__.get("_call_create") or m.call
+
+
+def uncached_calls(model):
+    """A context in which every module of ``model`` builds its graph anew on each call, also
+    where nnabla_nas's fast mode would return a cached output (no-op elsewhere)."""
+    return overriding_calls([(m, m.__dict__["_call_create"]) for _, m in model.get_modules()
+                             if "_call_create" in m.__dict__])
+
+
+# -- training flags -------------------------------------------------------------------------
+
+def training_flags(model):
+    """``[(module, training)]`` for every module of ``model``, to put back with
+    :func:`restore_training_flags` (``Module.apply`` would give all of them the root's)."""
+    return [(m, m.__dict__.get("_training", True)) for _, m in model.get_modules()]
+
+
+def restore_training_flags(flags):
+    """Puts back what :func:`training_flags` returned, module by module."""
+    for m, flag in flags:
+        m.__dict__["_training"] = flag
+
+
+# -- static-graph modules (nnabla_nas.module.static: zoph, random_wired) --------------------
+# A static module knows its parents and keeps the output of its last build in ``_value``;
+# calling a static model rebuilds it and re-samples its ``Join`` choices. nas_hw rebuilds it
+# with every Join keeping its last choice, then puts the user's built graph back.
+
+def is_static(m):
+    """True for an nnabla_nas static-graph module (parents + a cached output)."""
+    return hasattr(m, "_recursive_call") and hasattr(m, "_parents")
+
+
+def _output_module(m):
+    seen = set()
+    while getattr(m, "output", m) is not m and id(m) not in seen:  # a static Graph ends in its last module
+        seen.add(id(m))
+        m = m.output
+    return m
+
+
+def static_output(m):
+    """The output Variable of a static module's last build (``None`` when never built)."""
+    return _output_module(m).__dict__.get("_value")
+
+
+def build_static(model):
+    """Builds a static model's graph from its own input modules; returns its output Variable."""
+    return model._recursive_call()
+
+
+def _is_join(m):
+    """A static ``Join`` (picks or mixes its parents' outputs; its parents may be registered as
+    its submodules, so it need not be a leaf)."""
+    return hasattr(m, "_sel_p") and hasattr(m, "_join_parameters") and hasattr(m, "_parents")
+
+
+def static_choices(model):
+    """The mode and last choice of every static ``Join`` (a static architecture's key)."""
+    return tuple((m.mode, m.__dict__.get("_idx")) for _, m in model.get_modules() if _is_join(m))
+
+
+def _join_keeping_choice(m):
+    def rebuild():
+        if m.__dict__.get("_value") is None:
+            m.need_grad = True
+            m._value = m.call(m._parents[int(m._idx)]())
+        return m._value
+    return rebuild
+
+
+_STATIC_STATE = ("_value", "_shape", "_need_grad")
+
+
+@contextlib.contextmanager
+def static_rebuild(model):
+    """A context in which rebuilding the static ``model`` reproduces its last architecture (each
+    sampling ``Join`` reuses its last choice, and no score is written to its parameters); the
+    model's last built graph and flags are put back afterwards. No-op for dynamic models."""
+    if not is_static(model):
+        yield
+        return
+    modules = [m for _, m in model.get_modules()]
+    saved = [(m, {k: m.__dict__[k] for k in _STATIC_STATE if k in m.__dict__}) for m in modules]
+    joins = [m for m in modules if _is_join(m) and m.mode != "linear" and m.__dict__.get("_idx") is not None]
+    for m in joins:
+        m.__dict__["_recursive_call"] = _join_keeping_choice(m)
+    try:
+        yield
+    finally:
+        for m in joins:
+            m.__dict__.pop("_recursive_call", None)
+        for m, state in saved:
+            for k in _STATIC_STATE:
+                if k in state:
+                    m.__dict__[k] = state[k]
+                else:
+                    m.__dict__.pop(k, None)
+
+
+def call_module(m, inputs):
+    """Builds ``m``'s graph on the Variables ``inputs`` (as its model would call it)."""
+    if _is_join(m) and m.mode == "linear":
+        return m.call(list(inputs))  # a linear Join takes the list of its parents' outputs
+    return original_call(m)(*inputs)

@@ -2,7 +2,8 @@
 import nnabla as nn
 import nnabla.functions as F
 
-from ..measure.graph import batch_of, non_parameter_leaves, walk
+from .. import nnabla_nas_compat as nnas
+from ..measure.graph import walk_inputs
 from .layer import LayerEstimator
 
 
@@ -10,12 +11,13 @@ class LatencyGraphEstimator(LayerEstimator):
     """Estimates a graph's latency as the sum of its functions' latencies, each function
     measured once alone (forward only) and then served from the persistent cache.
 
-    Same constructor arguments as :class:`~nas_hw.estimators.base.LayerEstimator`
+    Same constructor arguments as :class:`~nas_hw.estimators.layer.LayerEstimator`
     (the seed's ``device_id``, ``ext_name``, ``outlier``, ``time_scale``, ``n_warmup``,
     ``max_measure_execution_time``, ``n_run`` plus ``cache``, ``batch_size``...).
 
-    Re-estimating the very same graph (the same output Variable) is answered from a small
-    in-process memo of whole estimates; ``reset()`` clears it.
+    A query walks the graph and looks every function up (in-process, then in the cache). The
+    estimator keeps no graph, Variable or array: a search loop may estimate any number of
+    distinct graphs in bounded memory, and a graph is freed as soon as its user drops it.
 
     Example:
         >>> est = LatencyGraphEstimator(ext_name="cpu", device_id=0)
@@ -37,38 +39,11 @@ class LatencyGraphEstimator(LayerEstimator):
         if not hasattr(graph, "visit") or not hasattr(graph, "parent"):
             raise TypeError(f"LatencyGraphEstimator needs an nnabla.Variable (a graph's output), "
                             f"got {type(graph).__name__}")
-        if inputs is None:
-            hit = self._estimates.get(graph)
-            if hit is not None:
-                self._begin()
-                self.breakdown = list(hit[1])
-                return hit[0]
-        funcs, all_leaves = walk(graph)
+        funcs, inputs_of, all_leaves = walk_inputs(graph)
         leaves = self._batch_leaves(funcs, all_leaves, inputs)
         self._begin()
-        total = self._finish(self._function_costs(funcs, leaves, inputs=inputs))
-        if inputs is None and not self.failures:
-            self._estimates.put(graph, total, self.breakdown)
-        return total
-
-    def _batch_leaves(self, funcs, all_leaves, inputs):
-        """The leaves whose batch axis must become ``batch_size`` ([] when nothing changes)."""
-        if inputs is not None:
-            leaves = list(inputs)
-        else:
-            # Fast path: when every leaf that needs no gradient already has the wanted first
-            # dimension, rewriting is a no-op whichever of them are parameters.
-            plain = [v for v in all_leaves if not v.need_grad]
-            if all(len(v.shape) and v.shape[0] == self.batch_size for v in plain):
-                return []
-            leaves = non_parameter_leaves(funcs)
-        graph_batch = batch_of(leaves)
-        if graph_batch == self.batch_size:
-            return []
-        if graph_batch is None and leaves:
-            raise ValueError("cannot tell the graph's batch axis (its inputs disagree on the first "
-                             "dimension); pass inputs=[...] to get_estimation")
-        return leaves
+        return self._finish(self._function_costs(funcs, leaves, inputs=None if inputs is None else list(inputs),
+                                                 inputs_of=inputs_of))
 
     def get_estimation(self, graph, inputs=None):
         """Alias of :meth:`predict`, the seed's name."""
@@ -84,7 +59,7 @@ class LatencyGraphEstimator(LayerEstimator):
 
     def _estimate_built(self, module, input_shapes):
         xs = [nn.Variable(tuple(s), need_grad=False) for s in input_shapes]
-        with nn.auto_forward(False):
+        with nn.auto_forward(False), nnas.uncached_calls(module):
             out = module(*xs)
         if isinstance(out, (list, tuple)):
             out = F.sink(*out)
@@ -92,9 +67,9 @@ class LatencyGraphEstimator(LayerEstimator):
 
 
 def _with_inference(module, fn):
-    state = module.training
+    flags = nnas.training_flags(module)
     module.apply(training=False)
     try:
         return fn()
     finally:
-        module.apply(training=state)
+        nnas.restore_training_flags(flags)

@@ -17,12 +17,12 @@ from ..measure.backends.nnabla import NnablaBackend
 from ..measure.backends.fusion import GraphIndex, graph_inputs
 from ..measure.backends.units import plan_units
 from ..measure.device import Device, current_device
+from ..measure.graph import batch_of, non_parameter_leaves
 from ..measure.load import check_quiet
 from ..measure.signature import SpecNode, function_signature, variable_dtype, with_batch
 from ..measure.store import noop_stats, open_cache
 from ..measure.timing import TimedSettings, describe_quality
 from .base import Estimator
-from .memo import EstimateMemo
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +122,6 @@ class LayerEstimator(TimedSettings, Estimator):
         # Pure functions of their keys, kept for the estimator's life:
         self._signatures = {}  # (type, args, shapes, dtypes) -> readable signature
         self._output_shape_memo = {}  # (type, args, input shapes) -> output shapes
-        # Whole estimates of a graph / an architecture (see EstimateMemo), cleared by reset():
-        self._estimates = EstimateMemo()
         self.cache = open_cache(cache, readonly=self._offline)  # offline: the file is only read
         self.breakdown: List[LayerCost] = []
         self.failures: List[Failure] = []
@@ -172,7 +170,6 @@ class LayerEstimator(TimedSettings, Estimator):
         """Clears the in-process view (breakdown, failures, memo); the cache file keeps its rows."""
         self.breakdown, self.failures, self._missing = [], [], []
         self._latencies = {}
-        self._estimates.clear()
         self.cache.forget()
 
     # -- the layer contract (tables and calibration use only these) -------------------
@@ -329,35 +326,39 @@ class LayerEstimator(TimedSettings, Estimator):
             return stats, noop
         return wrapped
 
-    def _function_costs(self, funcs, batch_leaves, prefix="", inputs=None):
+    def _function_costs(self, funcs, batch_leaves, prefix="", inputs=None, inputs_of=None):
         """Sums the cost of ``funcs``; ``batch_leaves`` are the leaf variables whose first axis
         becomes ``batch_size``. The new shapes of everything computed from them are found by
         setting each function up again on the new input shapes (so an output whose batch is not
         on the first axis, such as a ``Stack`` of branches, gets its true shape).
 
         On the nnabla backend every function is a unit; a fusing backend's units are costed by
-        :meth:`_unit_costs` (``inputs``: the graph's inputs, default ``batch_leaves``)."""
+        :meth:`_unit_costs` (``inputs``: the graph's inputs, default ``batch_leaves``).
+        ``inputs_of`` (optional) holds each function's input list, as a walk read them. This is
+        the whole per-query work of a cached estimate, so it reads each attribute once."""
         if not self.backend.single_function_units:
             return self._unit_costs(funcs, batch_leaves, prefix, inputs)
         new_shapes = {v: with_batch(v.shape, self.batch_size) for v in batch_leaves}
-        signatures = self._signatures
-        total = 0.0
-        for i, f in enumerate(funcs):
-            inputs = f.inputs
-            if new_shapes:
-                shapes = tuple(new_shapes.get(v, tuple(v.shape)) for v in inputs)
-            else:
-                shapes = tuple(tuple(v.shape) for v in inputs)
-            dtypes = tuple(variable_dtype(v) for v in inputs)
+        signatures, latencies, breakdown = self._signatures, self._latencies, self.breakdown
+        if inputs_of is None:
+            inputs_of = [f.inputs for f in funcs]
+        total, n_known = 0.0, 0
+        for i, (f, f_inputs) in enumerate(zip(funcs, inputs_of)):
             info = f.info
-            name = f"{prefix}{i}:{info.type_name}"
+            type_name = info.type_name
+            if new_shapes:
+                shapes = tuple([new_shapes.get(v, tuple(v.shape)) for v in f_inputs])
+            else:
+                shapes = tuple([v.shape for v in f_inputs])
+            dtypes = tuple([variable_dtype(v) for v in f_inputs])
             # Formatting a readable signature is the slow part of a cached query: do it once per
             # distinct (type, arguments, shapes, dtypes) seen by this estimator.
-            key = (info.type_name, repr(info.args), shapes, dtypes)
+            key = (type_name, repr(info.args), shapes, dtypes)
             sig = signatures.get(key)
             if sig is None:
                 sig = signatures[key] = function_signature(f, shapes, dtypes)
-            if new_shapes and any(v in new_shapes for v in inputs):
+            name = f"{prefix}{i}:{type_name}"
+            if new_shapes and any(v in new_shapes for v in f_inputs):
                 try:
                     out_shapes = self._output_shapes(f, shapes)
                 except MeasurementError as err:
@@ -368,10 +369,36 @@ class LayerEstimator(TimedSettings, Estimator):
                         layer=name, signature=sig))
                     continue
                 new_shapes.update(zip(f.outputs, out_shapes))
+            known = latencies.get(sig)
+            if known is not None:  # rows never change once stored (see _cost)
+                n_known += 1
+                breakdown.append(LayerCost(name, sig, *known))
+                total += known[0]
+                continue
             cost = self._cost(name, sig, self._measure_function(f, shapes, sig))
             if cost is not None:
                 total += cost
+        self.cache.hits += n_known
         return total
+
+    def _batch_leaves(self, funcs, all_leaves, inputs):
+        """The leaves whose batch axis must become ``batch_size`` ([] when nothing changes)."""
+        if inputs is not None:
+            leaves = list(inputs)
+        else:
+            # Fast path: when every leaf that needs no gradient already has the wanted first
+            # dimension, rewriting is a no-op whichever of them are parameters.
+            plain = [v for v in all_leaves if not v.need_grad]
+            if all(len(v.shape) and v.shape[0] == self.batch_size for v in plain):
+                return []
+            leaves = non_parameter_leaves(funcs, all_leaves)
+        graph_batch = batch_of(leaves)
+        if graph_batch == self.batch_size:
+            return []
+        if graph_batch is None and leaves:
+            raise ValueError("cannot tell the graph's batch axis (its inputs disagree on the first "
+                             "dimension); pass inputs=[...] to get_estimation")
+        return leaves
 
     def _unit_costs(self, funcs, batch_leaves, prefix, inputs=None):
         """Sums the cost of the backend's units of ``funcs`` (each measured once, then cached),

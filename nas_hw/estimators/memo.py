@@ -1,8 +1,9 @@
-"""A small bounded memo of whole estimates, for repeated queries of one graph or architecture.
+"""A small bounded memo of whole estimates, for repeated queries of one architecture.
 
-Keys hold strong references (an output Variable, a model), so an address can never be reused
-by another object while its entry lives. Estimates only depend on cached, immutable
-measurements, so an entry stays true until the estimator's ``reset()`` clears it.
+Keys are plain values (a tuple of MixedOp choices, input shapes and modes), never a graph, a
+Variable or a model: the module estimator keeps one memo per model, in a weakly keyed map, so
+nothing here outlives the model. Estimates only depend on cached, immutable measurements, so an
+entry stays true until the estimator's ``reset()`` clears it.
 """
 from collections import OrderedDict
 

@@ -12,6 +12,7 @@ import nnabla as nn
 import numpy as np
 from tqdm import tqdm
 
+from .. import nnabla_nas_compat as nnas
 from ..checks import check_time_scale
 from ..constants import BACKENDS, time_factor
 from ..errors import MeasurementError
@@ -151,6 +152,13 @@ class CandidateTable:
         Raises:
             GraphNotBuiltError: no input shape given and the graph was never built.
         """
+        # nnabla_nas's fast mode (NNABLA_NAS_MIXEDOP_FAST_MODE) answers every call with a cached
+        # graph: the table builds and measures each candidate anew, as without it.
+        with nnas.uncached_calls(model):
+            return cls._build(model, estimator, input_shape, progress, rule)
+
+    @classmethod
+    def _build(cls, model, estimator, input_shape, progress, rule):
         points, net_shapes = _prepare(model, estimator, input_shape)
         n_total = sum(cp.n_candidates for cp in points) + 1
         lat, pbytes, nlayers, flagged = [], [], [], {}
@@ -185,6 +193,11 @@ class CandidateTable:
         alphas = group_alphas(points)
         all_bytes = param_bytes(model) - sum(int(np.prod(a.shape)) * 4 for a in alphas)
         fixed_bytes = all_bytes - sum(sum(row) for row in pbytes)
+        if fixed_lat < 0 or fixed_n < 0:
+            raise MeasurementError(
+                f"the fixed part of {type(model).__name__} came out negative (latency {fixed_lat:.4g} "
+                f"{estimator.unit}, {fixed_n} layers): the whole network measured cheaper than its first "
+                "candidates alone, so the model was not measured as built; no table is made")
         table = cls({"latency": lat, "param_bytes": pbytes, "n_layers": nlayers},
                     {"latency": fixed_lat, "param_bytes": fixed_bytes, "n_layers": fixed_n},
                     [cp.group for cp in points], [cp.name for cp in points],
@@ -455,6 +468,8 @@ def _check_fixed(fixed, costs):
     for k, v in fixed.items():
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
             raise ValueError(f"fixed[{k!r}] must be a finite number, got {v!r}")
+        if v < 0:  # what lies outside the choice points costs something or nothing, never less
+            raise ValueError(f"fixed[{k!r}] must be >= 0 (the cost outside the choice points), got {v!r}")
         out[k] = float(v)
     return out
 

@@ -10,6 +10,7 @@ import nnabla as nn
 import nnabla.function as function_classes
 import nnabla.functions as F
 
+from ...nnabla_nas_compat import call_module
 from ..device import Device
 from ..graph import functions_between, functions_of, init_unset_inputs, leaf_variables
 from .base import MeasuringBackend, Prepared
@@ -76,9 +77,9 @@ class NnablaBackend(MeasuringBackend):
         that runs no function (``Identity``, ``Dropout`` in inference) is a no-op."""
         with nn.context_scope(self.device.context), nn.auto_forward(False):
             inputs = [_zeroed(s) for s in input_shapes]
-            out = module.call(*inputs)
-            outs = list(out) if isinstance(out, (list, tuple)) else [out]
-            if not functions_between(outs, inputs):
+            out = call_module(module, inputs)
+            outs = [v for v in (out if isinstance(out, (list, tuple)) else [out]) if isinstance(v, nn.Variable)]
+            if not outs or not functions_between(outs, inputs):
                 return Prepared(noop=True, n_kernels=0)
             sink = _sink(outs)
             funcs = functions_of(sink)

@@ -36,6 +36,7 @@ import numpy as np
 from ...checks import check_bool, check_int, check_one_of
 from ...constants import ONNX_OPSET, ORT_OPTIMIZATION_LEVELS
 from ...errors import BackendUnavailableError, MeasurementError, UnsupportedOperationError
+from ...nnabla_nas_compat import call_module
 from ..device import _cpu_name, _gpu_name
 from ..graph import functions_between, functions_of
 from .base import MeasuringBackend, Prepared
@@ -294,9 +295,9 @@ class OrtBackend(MeasuringBackend):
 
         with nn.auto_forward(False):
             inputs = [nn.Variable(tuple(s), need_grad=False) for s in input_shapes]
-            out = module.call(*inputs)
-        outs = list(out) if isinstance(out, (list, tuple)) else [out]
-        inside = set(functions_between(outs, inputs))
+            out = call_module(module, inputs)
+        outs = [v for v in (out if isinstance(out, (list, tuple)) else [out]) if isinstance(v, nn.Variable)]
+        inside = set(functions_between(outs, inputs)) if outs else set()
         if not inside:
             return Prepared(noop=True, n_kernels=0)
         import nnabla.functions as F
