@@ -4,15 +4,18 @@
 # (data=distorted_digits), then `nas-hw sweep-report`, which re-times every derived network side
 # by side, interleaved, and writes the document, the CSV, the JSON and the plot.
 #
-#   tools/evidence_sweep.sh                 # all of it (about 2 CPU-hours on a shared 2-core VM)
+#   tools/evidence_sweep.sh                 # all of it (about 2 CPU-hours)
 #   STEPS=report tools/evidence_sweep.sh    # only the report, on the multiruns already there
 #
 # Settings (environment): OUT (outputs/evidence/sweep), DOC (docs/search_sweep: the report's
 # prefix), SEEDS (0,1,2,3,4), WEIGHTS (0,0.1,0.3,1), DRAWS (random architectures per seed: 8),
-# CANDIDATES (the uniform family), NICE (10), STEPS (profile uniform search random report).
+# CANDIDATES (the uniform family), NICE (10), STEPS (profile uniform search random report),
+# CONCURRENT (1: the uniform, search and random multiruns run at the same time, each one job
+# after the other; 0: one multirun after the other), REMEASURE (100), ROUNDS (7).
 # Every job reads the candidate table `nas-hw profile` stored first (table.stored=true) and
-# measures nothing, so no job times layers while another trains. The table and the runs use a
-# cache of their own ($OUT/cache.sqlite).
+# measures nothing, so no job times layers while another trains; the report step, run last and
+# alone, times every derived network side by side. The table and the runs use a cache of their
+# own ($OUT/cache.sqlite). Logs: $OUT/<step>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/evidence/sweep}
@@ -36,8 +39,8 @@ SEARCH=(search.warmup_epochs=1 search.epochs=3 search.max_batches=8 search.arch_
 step() { echo "== $(date -u '+%F %T UTC') load $(cut -d' ' -f1 /proc/loadavg): $*"; }
 run() { step "$*"; /usr/bin/time -f "   wall %e s, cpu %U+%S s" nice -n "$NICE" "$@"; }
 
-for s in $STEPS; do
-  case $s in
+one() {
+  case $1 in
     profile) run "$NAS_HW" profile "${TASK[@]}" "${PROFILE[@]}" ;;
     uniform) run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" search=uniform "search.candidate=$CANDIDATES" \
                latency=none "seed=$SEEDS" "hydra.sweep.dir=$OUT/uniform" ;;
@@ -48,7 +51,20 @@ for s in $STEPS; do
     report)  step "sweep-report (timing: not niced)"
              /usr/bin/time -f "   wall %e s, cpu %U+%S s" "$NAS_HW" sweep-report "$OUT/search" "$OUT/random" \
                "$OUT/uniform" --out "$DOC" --remeasure "${REMEASURE:-100}" --rounds "${ROUNDS:-7}" ;;
-    *) echo "unknown step $s (allowed: profile uniform search random report)" >&2; exit 2 ;;
+    *) echo "unknown step $1 (allowed: profile uniform search random report)" >&2; exit 2 ;;
   esac
+}
+
+pending=()
+for s in $STEPS; do
+  if [[ ${CONCURRENT:-1} == 1 && $s =~ ^(uniform|search|random)$ ]]; then
+    one "$s" > "$OUT/$s.log" 2>&1 &
+    pending+=($!)
+  else
+    for p in "${pending[@]}"; do wait "$p"; done
+    pending=()
+    one "$s"
+  fi
 done
+for p in "${pending[@]}"; do wait "$p"; done
 step done
