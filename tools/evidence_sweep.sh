@@ -8,7 +8,7 @@
 #   STEPS=report tools/evidence_sweep.sh    # only the report, on the multiruns already there
 #
 # Settings (environment): OUT (outputs/evidence/sweep), DOC (docs/search_sweep: the report's
-# prefix), SEEDS (0,1,2,3,4), WEIGHTS (0,0.1,0.3,1), DRAWS (random architectures per seed: 8),
+# prefix), SEEDS (0,1,2,3,4), WEIGHTS (0.1,0.3,1; and always latency=none, weight 0), DRAWS (random architectures per seed: 8),
 # CANDIDATES (the uniform family), NICE (10), STEPS (profile uniform search random report),
 # CONCURRENT (1: the uniform, search and random multiruns run at the same time, each one job
 # after the other; 0: one multirun after the other), REMEASURE (100), ROUNDS (7).
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/evidence/sweep}
 DOC=${DOC:-docs/search_sweep}
 SEEDS=${SEEDS:-0,1,2,3,4}
-WEIGHTS=${WEIGHTS:-0,0.1,0.3,1}
+WEIGHTS=${WEIGHTS:-0.1,0.3,1}
 DRAWS=${DRAWS:-8}
 CANDIDATES=${CANDIDATES:-ir_k3_e3,ir_k3_e6,ir_k5_e3,ir_k5_e6,ir_k7_e3,ir_k7_e6}
 NICE=${NICE:-10}
@@ -44,12 +44,15 @@ one() {
     profile) run "$NAS_HW" profile "${TASK[@]}" "${PROFILE[@]}" ;;
     uniform) run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" search=uniform "search.candidate=$CANDIDATES" \
                latency=none "seed=$SEEDS" "hydra.sweep.dir=$OUT/uniform" ;;
-    search)  run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" "latency.weight=$WEIGHTS" \
+    search)  # weight 0 is the accuracy-only search, latency=none (a linear penalty refuses weight 0)
+             run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" latency=none "seed=$SEEDS" \
+               "hydra.sweep.dir=$OUT/search_none"
+             run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" "latency.weight=$WEIGHTS" \
                "seed=$SEEDS" "hydra.sweep.dir=$OUT/search" ;;
     random)  run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" search=random "search.draw=range(0,$DRAWS)" \
                latency=none "seed=$SEEDS" "hydra.sweep.dir=$OUT/random" ;;
     report)  step "sweep-report (timing: not niced)"
-             /usr/bin/time -f "   wall %e s, cpu %U+%S s" "$NAS_HW" sweep-report "$OUT/search" "$OUT/random" \
+             /usr/bin/time -f "   wall %e s, cpu %U+%S s" "$NAS_HW" sweep-report "$OUT/search_none" "$OUT/search" "$OUT/random" \
                "$OUT/uniform" --out "$DOC" --remeasure "${REMEASURE:-100}" --rounds "${ROUNDS:-7}" ;;
     *) echo "unknown step $1 (allowed: profile uniform search random report)" >&2; exit 2 ;;
   esac

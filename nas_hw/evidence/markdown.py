@@ -1,13 +1,12 @@
 """The sweep report as one markdown document, generated whole: how the runs were made (commands,
 seeds, dates, wall time, load), how latency was measured, then per task the claims
 (:mod:`nas_hw.evidence.claims`), the medians with intervals, the comparisons and every run."""
+import datetime
 import os
 
 import numpy as np
 
-from .analysis import latency_ms
 from .claims import ci, claims, pct
-from .runs import RANDOM, SEARCH, UNIFORM
 
 
 def _fmt(value, spec=".4f"):
@@ -53,9 +52,9 @@ def provenance(runs, commands, meta):
             continue
         cpu = sum(r.get("total_time_s") or 0 for r in mine)
         rows.append([f"`{c['command']}`", len(mine), _span([r.seed for r in mine]),
-                     f"{cpu / 60:.1f} min", _span([r.get("load_avg_1min") for r in mine]),
-                     f"{min(r.get('finished_utc') for r in mine)} to {max(r.get('finished_utc') for r in mine)}"])
-    lines += _table(["command", "runs", "seeds", "sum of run times", "load at run ends", "finished"], rows)
+                     f"{cpu / 60:.1f} min", _wall(mine), _span([r.get("load_avg_1min") for r in mine])])
+    lines += _table(["command", "runs", "seeds", "sum of run times", "first start to last end (UTC)",
+                     "load at run ends"], rows)
     orphans = [r for r in runs if not any(os.path.realpath(r.run_dir).startswith(os.path.realpath(c["dir"]) + os.sep)
                                           for c in commands)]
     if orphans:
@@ -78,6 +77,41 @@ def provenance(runs, commands, meta):
         lines += ["", "Latency: not re-measured in the report step (`--remeasure 0`): see each task's latency "
                   "source."]
     return lines
+
+
+def _wall(runs):
+    """First start to last end of ``runs`` (each started ``total_time_s`` before it finished)."""
+    fmt = "%Y-%m-%d %H:%M UTC"
+    try:
+        ends = [datetime.datetime.strptime(r.get("finished_utc"), fmt) for r in runs]
+    except (TypeError, ValueError):
+        return "-"
+    starts = [e - datetime.timedelta(seconds=r.get("total_time_s") or 0) for e, r in zip(ends, runs)]
+    first, last = min(starts), max(ends)
+    return f"{first:%Y-%m-%d %H:%M} to {last:%H:%M} ({(last - first).total_seconds() / 60:.0f} min)"
+
+
+def run_config(runs):
+    """What the runs of a task were configured with (from the first run of each method's
+    ``.hydra/config.yaml``): the data, the space, the retraining and each method's search node."""
+    import yaml
+
+    out, seen = [], set()
+    for r in runs:
+        path = os.path.join(r.run_dir, ".hydra", "config.yaml")
+        if r.method in seen or not os.path.isfile(path):
+            continue
+        seen.add(r.method)
+        with open(path) as f:
+            cfg = yaml.safe_load(f) or {}
+        groups = ["data", "space", "retrain"] if not out else []
+        for g in groups + ["search"]:
+            node = cfg.get(g)
+            if isinstance(node, dict):
+                text = ", ".join(f"{k}={v}" for k, v in node.items() if not str(k).startswith("_"))
+                label = g if g != "search" else f"search ({r.method}, {str(node.get('_target_', '')).rsplit('.', 1)[-1]})"
+                out.append(f"- {label}: {text}")
+    return out
 
 
 def _span_text(values):
@@ -157,6 +191,9 @@ def document(runs, analysis, commands, meta, plot_name=None):
     for task, a in analysis.items():
         mine = [r for r in runs if r.task == task]
         lines += ["", f"## Task: {task}", ""]
+        config = run_config(mine)
+        if config:
+            lines += ["Configuration of the runs (each method's first run, `.hydra/config.yaml`):", ""] + config + [""]
         lines += claims(a, task.split(" / ")[0])
         lines += [""] + settings_table(a)
         table = changes_table(a)
@@ -190,6 +227,3 @@ def csv_rows(runs):
                     "test_acc": r.test_acc, "total_time_s": r.get("total_time_s"),
                     "finished_utc": r.get("finished_utc"), "run": r.name})
     return out
-
-
-__all__ = ["document", "csv_rows", "CSV_COLUMNS", "latency_ms", "SEARCH", "RANDOM", "UNIFORM"]

@@ -97,7 +97,8 @@ def plot(runs, analysis, path):
                 ax.annotate(str(e["candidate"]), (lat["median"], 100 * acc["median"]), textcoords="offset points",
                             xytext=(6, -12), fontsize=7, color=UNIFORM_COLOUR)
         handles = [Line2D([], [], color=cmap(0.15 + 0.7 * i / max(1, len(weights) - 1)), marker="o", linestyle="",
-                          markeredgecolor="black", label=f"search, latency.weight={w:g}") for i, w in enumerate(weights)]
+                          markeredgecolor="black", label=f"search, latency.weight={w:g}" if w else
+                          "search, latency=none (weight 0)") for i, w in enumerate(weights)]
         if random_runs:
             handles.append(Line2D([], [], color=RANDOM_COLOUR, marker="o", linestyle="", label="random architecture"))
         if any(r.method == UNIFORM for r in mine):

@@ -48,6 +48,7 @@ def build_networks(runs):
     mode at its deployment shape: ``{architecture key: (output, device)}``."""
     import nnabla as nn
     from hydra.utils import instantiate
+    from omegaconf import OmegaConf
 
     from ..measure.device import Device
 
@@ -60,8 +61,6 @@ def build_networks(runs):
         device_cfg = cfg.get("device") or {}
         device = Device(run.get("ext_name", "cpu"), int(device_cfg.get("device_id", 0)),
                         str(device_cfg.get("type_config", "float")))
-        from omegaconf import OmegaConf
-
         space = OmegaConf.to_container(cfg.space, resolve=True)
         key = json.dumps([space, shape[1], _n_classes(run, cfg), device.ext_name], sort_keys=True, default=str)
         with nn.context_scope(device.context):

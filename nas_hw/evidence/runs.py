@@ -13,7 +13,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 from ..errors import UsageError
 
@@ -34,11 +34,12 @@ class Run:
         name: the sweep directory's name and ``run_dir`` below it (``random/12``).
         method: ``search``, ``random`` or ``uniform``.
         setting: what the run's method was set to: ``darts latency.weight=0.3``,
-            ``random``, ``uniform ir_k3_e3``.
+            ``darts latency=none``, ``random``, ``uniform ir_k3_e3``.
         task: the data, the space and the deployment input shape (``distorted_digits /
             MobileNetSpace / 1x1x16x16``): only runs of one task are compared.
         seed: the run's seed.
-        weight: the latency weight of a search (0 for ``latency=none``), else ``None``.
+        weight: the latency weight of a search (0 for ``latency=none``, the accuracy-only search
+            every weight is compared with), else ``None``.
         architecture: a key of the derived network (space, choices, shape): equal keys are the
             same network, timed once.
         report: the whole ``report.json``.
@@ -55,7 +56,6 @@ class Run:
     architecture: str
     report: dict = field(repr=False)
     remeasured_latency_ms: Optional[float] = None
-    extra: Any = field(default=None, repr=False)
 
     def get(self, key, default=None):
         """A field of ``report.json``."""
@@ -92,6 +92,8 @@ def method_of(report):
 def setting_of(report, method, weight):
     """The label of a run's setting (see :class:`Run`)."""
     if method == SEARCH:
+        if report.get("latency_weight") is None:  # latency=none: the accuracy-only search, weight 0
+            return f"{report.get('algorithm')} latency=none"
         return f"{report.get('algorithm')} latency.weight={weight:g}"
     if method == UNIFORM:
         return f"uniform {report['baseline'].get('candidate')}"

@@ -48,17 +48,18 @@ def lat(choices):
 
 
 def make_sweep(root, seeds=(0, 1, 2, 3, 4), search_acc=None, random_acc=None, n_draws=4):
-    """Three multiruns under ``root``: searches at weights 0 and 0.5, random search, the uniform family.
+    """Three multiruns under ``root``: searches with latency=none (weight 0) and at weight 0.5, random
+    search, the uniform family.
 
     ``search_acc(weight, seed)`` and ``random_acc(draw, seed, choices)`` give test accuracies."""
     search_acc = search_acc or (lambda w, s: 0.90 - 0.01 * w + 0.001 * s)
     random_acc = random_acc or (lambda d, s, c: 0.80 + 0.01 * c[0] + 0.001 * s)
     search = os.path.join(root, "search")
-    write_multirun(search, ["latency.weight=0,0.5", "seed=" + ",".join(map(str, seeds))])
+    write_multirun(search, ["latency.weight=0.5", "seed=" + ",".join(map(str, seeds))])  # + latency=none
     job = 0
     for w, choices in ((0.0, [3, 3]), (0.5, [0, 4])):
         for s in seeds:
-            write_run(os.path.join(search, str(job)), seed=s, choices=choices, weight=w,
+            write_run(os.path.join(search, str(job)), seed=s, choices=choices, weight=w or None,  # 0: latency=none
                       test_acc=search_acc(w, s), latency_ms=lat(choices))
             job += 1
     rnd = os.path.join(root, "random")

@@ -88,6 +88,6 @@ def test_analyse_leaves_out_runs_without_a_test_accuracy(tmp_path):
     runs = load_runs(make_sweep(str(tmp_path)))
     runs[0].report["test_acc"] = None
     (task,) = analyse(runs, n_boot=200).values()
-    assert task["excluded"] == ["search/0"] and task["settings"]["darts latency.weight=0"]["n"] == 4
+    assert task["excluded"] == ["search/0"] and task["settings"]["darts latency=none"]["n"] == 4
     assert task["settings"]["uniform ir_k5_e3"]["test_acc"]["median"] == pytest.approx(np.median(
         [0.85 + 0.002 * s for s in range(5)]))

@@ -14,7 +14,7 @@ def test_every_run_is_read_with_its_method_setting_and_task(tmp_path):
     runs = load_runs(dirs)
     assert len(runs) == 10 + 20 + 10
     assert [r.method for r in runs[:10]] == ["search"] * 10 and runs[10].method == "random"
-    assert {r.setting for r in runs} == {"darts latency.weight=0", "darts latency.weight=0.5", "random",
+    assert {r.setting for r in runs} == {"darts latency=none", "darts latency.weight=0.5", "random",
                                          "uniform ir_k3_e1", "uniform ir_k5_e3"}
     assert {r.task for r in runs} == {"digits / MobileNetSpace / 1x1x8x8"}
     assert runs[0].name == os.path.join("search", "0") and runs[0].weight == 0.0
