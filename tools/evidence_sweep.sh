@@ -9,9 +9,9 @@
 #
 # Settings (environment): OUT (outputs/evidence/sweep), DOC (docs/search_sweep: the report's
 # prefix), SEEDS (0,1,2,3,4), WEIGHTS (0.1,0.3,1; and always latency=none, weight 0), DRAWS (random architectures per seed: 8),
-# CANDIDATES (the uniform family), NICE (10), STEPS (profile uniform search random report),
-# CONCURRENT (1: the uniform, search and random multiruns run at the same time, each one job
-# after the other; 0: one multirun after the other), REMEASURE (100), ROUNDS (7).
+# CANDIDATES (the uniform family), NICE (10), STEPS (profile uniform search_none search random
+# report), CONCURRENT (1: the four multiruns run at the same time, each one job after the other;
+# 0: one multirun after the other), REMEASURE (100), ROUNDS (7).
 # Every job reads the candidate table `nas-hw profile` stored first (table.stored=true) and
 # measures nothing, so no job times layers while another trains; the report step, run last and
 # alone, times every derived network side by side. The table and the runs use a cache of their
@@ -25,7 +25,7 @@ WEIGHTS=${WEIGHTS:-0.1,0.3,1}
 DRAWS=${DRAWS:-8}
 CANDIDATES=${CANDIDATES:-ir_k3_e3,ir_k3_e6,ir_k5_e3,ir_k5_e6,ir_k7_e3,ir_k7_e6}
 NICE=${NICE:-10}
-STEPS=${STEPS:-profile uniform search random report}
+STEPS=${STEPS:-profile uniform search_none search random report}
 NAS_HW=${NAS_HW:-.venv/bin/nas-hw}
 export NAS_HW_CACHE=${NAS_HW_CACHE:-$PWD/$OUT/cache.sqlite}
 mkdir -p "$OUT"
@@ -44,23 +44,23 @@ one() {
     profile) run "$NAS_HW" profile "${TASK[@]}" "${PROFILE[@]}" ;;
     uniform) run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" search=uniform "search.candidate=$CANDIDATES" \
                latency=none "seed=$SEEDS" "hydra.sweep.dir=$OUT/uniform" ;;
-    search)  # weight 0 is the accuracy-only search, latency=none (a linear penalty refuses weight 0)
-             run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" latency=none "seed=$SEEDS" \
-               "hydra.sweep.dir=$OUT/search_none"
-             run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" "latency.weight=$WEIGHTS" \
+    # weight 0 is the accuracy-only search, latency=none (a linear penalty refuses weight 0)
+    search_none) run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" latency=none "seed=$SEEDS" \
+               "hydra.sweep.dir=$OUT/search_none" ;;
+    search)  run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" "${SEARCH[@]}" "latency.weight=$WEIGHTS" \
                "seed=$SEEDS" "hydra.sweep.dir=$OUT/search" ;;
     random)  run "$NAS_HW" search -m "${TASK[@]}" "${JOB[@]}" search=random "search.draw=range(0,$DRAWS)" \
                latency=none "seed=$SEEDS" "hydra.sweep.dir=$OUT/random" ;;
     report)  step "sweep-report (timing: not niced)"
              /usr/bin/time -f "   wall %e s, cpu %U+%S s" "$NAS_HW" sweep-report "$OUT/search_none" "$OUT/search" "$OUT/random" \
                "$OUT/uniform" --out "$DOC" --remeasure "${REMEASURE:-100}" --rounds "${ROUNDS:-7}" ;;
-    *) echo "unknown step $1 (allowed: profile uniform search random report)" >&2; exit 2 ;;
+    *) echo "unknown step $1 (allowed: profile uniform search_none search random report)" >&2; exit 2 ;;
   esac
 }
 
 pending=()
 for s in $STEPS; do
-  if [[ ${CONCURRENT:-1} == 1 && $s =~ ^(uniform|search|random)$ ]]; then
+  if [[ ${CONCURRENT:-1} == 1 && $s =~ ^(uniform|search_none|search|random)$ ]]; then
     one "$s" > "$OUT/$s.log" 2>&1 &
     pending+=($!)
   else
