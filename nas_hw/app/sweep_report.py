@@ -63,10 +63,24 @@ def _json_ready(value):
     return value
 
 
+def _git_commit():
+    """The commit of the nas_hw checkout this runs from (``None`` for an installed wheel)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        done = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
 def _meta(argv, started, remeasured):
     import nnabla
 
     return {"command": " ".join(shlex.quote(a) for a in [PROG, "sweep-report"] + list(argv)),
+            "commit": _git_commit(),
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_s": time.perf_counter() - started, "version": __version__, "nnabla": nnabla.__version__,
             "python": platform.python_version(), "cpus": os.cpu_count(), "remeasure": remeasured}

@@ -60,7 +60,8 @@ def provenance(runs, commands, meta):
     if orphans:
         lines += ["", f"{len(orphans)} run(s) lie outside any `multirun.yaml` (single runs): "
                   + ", ".join(f"`{r.name}`" for r in orphans) + "."]
-    lines += ["", f"Report: `{meta['command']}` on {meta['date']} ({meta['wall_s']:.0f} s), nas_hw {meta['version']}, "
+    commit = f" (git {meta['commit']})" if meta.get("commit") else ""
+    lines += ["", f"Report: `{meta['command']}` on {meta['date']} ({meta['wall_s']:.0f} s), nas_hw {meta['version']}{commit}, "
               f"nnabla {meta['nnabla']}, Python {meta['python']}, {meta['cpus']} CPU(s); device of the candidate "
               f"tables: `{_span_text([r.get('table_fingerprint') for r in runs])}`."]
     rm = meta.get("remeasure")
