@@ -8,7 +8,8 @@
 #   STEPS=report tools/evidence_sweep.sh    # only the report, on the multiruns already there
 #
 # Settings (environment): OUT (outputs/evidence/sweep), DOC (docs/search_sweep: the report's
-# prefix), SEEDS (0,1,2,3,4), WEIGHTS (0.1,0.3,1; and always latency=none, weight 0), DRAWS (random architectures per seed: 8),
+# prefix), SEEDS (0,1,2,3,4), WEIGHTS (0.1,0.3; and always latency=none, weight 0), DRAWS
+# (random architectures per seed: 8),
 # CANDIDATES (the uniform family), NICE (10), STEPS (profile uniform search_none search_<w> for
 # each weight, random, report), CONCURRENT (1: the multiruns run at the same time, each one job
 # after the other; 0: one multirun after the other), REMEASURE (100), ROUNDS (7).
@@ -21,7 +22,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/evidence/sweep}
 DOC=${DOC:-docs/search_sweep}
 SEEDS=${SEEDS:-0,1,2,3,4}
-WEIGHTS=${WEIGHTS:-0.1,0.3,1}
+WEIGHTS=${WEIGHTS:-0.1,0.3}
 DRAWS=${DRAWS:-8}
 CANDIDATES=${CANDIDATES:-ir_k3_e3,ir_k3_e6,ir_k5_e3,ir_k5_e6,ir_k7_e3,ir_k7_e6}
 NICE=${NICE:-10}
