@@ -11,6 +11,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from ..errors import UsageError
 from .runs import RANDOM, SEARCH, UNIFORM
 from .stats import LEVEL, N_BOOT, bootstrap_ci, paired_bootstrap_ci, sign_flip_test
 
@@ -39,8 +40,9 @@ def latency_source(runs):
     for source in LATENCY_SOURCES:
         if all(latency_ms(r, source) is not None for r in runs):
             return source
-    raise ValueError("some runs have no latency at all (no re-measurement, no measured or estimated "
-                     "latency in report.json)")
+    missing = [r.name for r in runs if all(latency_ms(r, s) is None for s in LATENCY_SOURCES)]
+    raise UsageError(f"runs without any latency (no re-measurement, no measured or estimated latency in "
+                     f"report.json): {missing[:5]}{' ...' if len(missing) > 5 else ''}")
 
 
 def _median_ci(values, n_boot, seed):

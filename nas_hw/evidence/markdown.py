@@ -40,9 +40,6 @@ def _span(values):
 def provenance(runs, commands, meta):
     """The "how it was made" section."""
     lines = ["## How the runs were made", ""]
-    by_dir = {}
-    for r in runs:
-        by_dir.setdefault(os.path.realpath(r.run_dir), r)
     lines += ["Commands (from each multirun's `multirun.yaml`), with their runs, seeds, run time and the "
               "1-minute load average at each run's end:", ""]
     rows = []

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from nas_hw.errors import UsageError
 from nas_hw.evidence.analysis import (analyse, best_random_at, latency_source, random_front, uniform_spread,
                                       versus_random, weight_changes)
 from nas_hw.evidence.runs import Run, load_runs
@@ -82,6 +83,9 @@ def test_latency_source_prefers_the_remeasurement():
     for r in runs:
         r.remeasured_latency_ms = 1.7
     assert latency_source(runs) == "remeasured_latency_ms"
+    bare = run("search", 2, None, 0.9, weight=0, name="bare")
+    with pytest.raises(UsageError, match=r"runs without any latency .*\['bare'\]"):
+        latency_source([bare])
 
 
 def test_analyse_leaves_out_runs_without_a_test_accuracy(tmp_path):
