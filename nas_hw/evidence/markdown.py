@@ -7,6 +7,7 @@ import os
 import numpy as np
 
 from .claims import ci, claims, pct
+from .runs import run_config
 
 
 def _fmt(value, spec=".4f"):
@@ -89,21 +90,16 @@ def _wall(runs):
     return f"{first:%Y-%m-%d %H:%M} to {last:%H:%M} ({(last - first).total_seconds() / 60:.0f} min)"
 
 
-def run_config(runs):
-    """What the runs of a task were configured with (from the first run of each method's
+def method_configs(runs):
+    """What the runs of a task were configured with (each method's first run's
     ``.hydra/config.yaml``): the data, the space, the retraining and each method's search node."""
-    import yaml
-
     out, seen = [], set()
     for r in runs:
-        path = os.path.join(r.run_dir, ".hydra", "config.yaml")
-        if r.method in seen or not os.path.isfile(path):
+        cfg = run_config(r.run_dir)
+        if r.method in seen or not cfg:
             continue
         seen.add(r.method)
-        with open(path) as f:
-            cfg = yaml.safe_load(f) or {}
-        groups = ["data", "space", "retrain"] if not out else []
-        for g in groups + ["search"]:
+        for g in (["data", "space", "retrain"] if not out else []) + ["search"]:
             node = cfg.get(g)
             if isinstance(node, dict):
                 text = ", ".join(f"{k}={v}" for k, v in node.items() if not str(k).startswith("_"))
@@ -189,7 +185,7 @@ def document(runs, analysis, commands, meta, plot_name=None):
     for task, a in analysis.items():
         mine = [r for r in runs if r.task == task]
         lines += ["", f"## Task: {task}", ""]
-        config = run_config(mine)
+        config = method_configs(mine)
         if config:
             lines += ["Configuration of the runs (each method's first run, `.hydra/config.yaml`):", ""] + config + [""]
         lines += claims(a, task.split(" / ")[0])

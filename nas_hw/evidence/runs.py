@@ -8,6 +8,7 @@ whose runs write ``report.json``). Every ``report.json`` under them (any depth) 
 """
 import datetime
 import glob
+import hashlib
 import json
 import logging
 import os
@@ -35,8 +36,9 @@ class Run:
         method: ``search``, ``random`` or ``uniform``.
         setting: what the run's method was set to: ``darts latency.weight=0.3``,
             ``darts latency=none``, ``random``, ``uniform ir_k3_e3``.
-        task: the data, the space and the deployment input shape (``distorted_digits /
-            MobileNetSpace / 1x1x16x16``): only runs of one task are compared.
+        task: the data, the space, the deployment input shape and a digest of the data, space
+            and retraining settings (``distorted_digits / MobileNetSpace / 1x1x12x12 / settings
+            3f2a1c``): only runs of one task are compared.
         seed: the run's seed.
         weight: the latency weight of a search (0 for ``latency=none``, the accuracy-only search
             every weight is compared with), else ``None``.
@@ -100,16 +102,41 @@ def setting_of(report, method, weight):
     return RANDOM
 
 
-def task_of(report):
-    """The task label of a ``report.json``: data / space / deployment shape."""
+#: The config groups that make a task: runs compared with each other share all of them (the same
+#: data and split, the same space, the same retraining).
+TASK_GROUPS = ("data", "space", "retrain")
+
+
+def run_config(run_dir):
+    """The run's ``.hydra/config.yaml`` as plain data (``{}`` when it is missing)."""
+    import yaml  # a dependency of omegaconf
+
+    path = os.path.join(run_dir, ".hydra", "config.yaml")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return yaml.safe_load(f) or {}
+
+
+def _digest(value):
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:6]
+
+
+def task_of(report, config=None):
+    """The task label of a run: data / space / deployment shape / a digest of its data, space and
+    retraining settings (:data:`TASK_GROUPS`, from ``.hydra/config.yaml``), so that runs of
+    other settings are never compared with each other."""
     shape = "x".join(str(s) for s in report.get("deploy_input_shape") or [])
-    return f"{report.get('data')} / {_short_target(report.get('space'))} / {shape}"
+    digest = _digest({g: (config or {}).get(g) for g in TASK_GROUPS})
+    return f"{report.get('data')} / {_short_target(report.get('space'))} / {shape} / settings {digest}"
 
 
-def architecture_key(report):
-    """A key of the derived network: the same space, choices and shape build the same network."""
-    return json.dumps([report.get("space"), report.get("choices"), report.get("deploy_input_shape"),
-                       report.get("ext_name", "cpu")])
+def architecture_key(report, config=None):
+    """A key of the derived network: the same space settings, choices and shape build the same
+    network."""
+    space = (config or {}).get("space") or report.get("space")
+    return json.dumps([space, report.get("choices"), report.get("deploy_input_shape"),
+                       report.get("ext_name", "cpu")], sort_keys=True, default=str)
 
 
 def _finished(path, report):
@@ -179,9 +206,10 @@ def _run(path, sweep_dir):
     report = dict(report, finished_utc=_finished(path, report))
     # named from the sweep directory's own name on: runs of several multiruns stay distinct
     name = os.path.join(os.path.basename(os.path.normpath(sweep_dir)), os.path.relpath(run_dir, sweep_dir))
+    config = run_config(run_dir)
     return Run(run_dir=run_dir, name=os.path.normpath(name), method=method,
-               setting=setting_of(report, method, weight), task=task_of(report), seed=int(report["seed"]),
-               weight=weight, architecture=architecture_key(report), report=report)
+               setting=setting_of(report, method, weight), task=task_of(report, config), seed=int(report["seed"]),
+               weight=weight, architecture=architecture_key(report, config), report=report)
 
 
 def sweep_commands(sweep_dirs):

@@ -16,7 +16,8 @@ def test_every_run_is_read_with_its_method_setting_and_task(tmp_path):
     assert [r.method for r in runs[:10]] == ["search"] * 10 and runs[10].method == "random"
     assert {r.setting for r in runs} == {"darts latency=none", "darts latency.weight=0.5", "random",
                                          "uniform ir_k3_e1", "uniform ir_k5_e3"}
-    assert {r.task for r in runs} == {"digits / MobileNetSpace / 1x1x8x8"}
+    (task,) = {r.task for r in runs}
+    assert task.startswith("digits / MobileNetSpace / 1x1x8x8 / settings ")
     assert runs[0].name == os.path.join("search", "0") and runs[0].weight == 0.0
     rnd = [r.name for r in runs if r.method == "random" and r.seed == 2]
     assert rnd == ["random/8", "random/9", "random/10", "random/11"]  # natural order
@@ -53,3 +54,17 @@ def test_bad_directories_and_reports_are_one_line_usage_errors(tmp_path):
     (bad / "report.json").write_text("{not json")
     with pytest.raises(UsageError, match="not a readable report.json"):
         load_runs([str(tmp_path / "bad")])
+
+
+def test_runs_of_other_data_space_or_retraining_settings_are_other_tasks(tmp_path):
+    import yaml
+
+    dirs = make_sweep(str(tmp_path))
+    other = os.path.join(dirs[2], "0", ".hydra", "config.yaml")
+    cfg = yaml.safe_load(open(other))
+    cfg["retrain"] = {"epochs": 3}
+    yaml.safe_dump(cfg, open(other, "w"))
+    runs = load_runs(dirs)
+    assert len({r.task for r in runs}) == 2
+    changed = [r for r in runs if r.run_dir.endswith(os.path.join("uniform", "0"))][0]
+    assert sum(r.task == changed.task for r in runs) == 1
