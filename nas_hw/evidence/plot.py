@@ -96,14 +96,18 @@ def plot(runs, analysis, path):
             if e["method"] == UNIFORM:
                 ax.annotate(str(e["candidate"]), (lat["median"], 100 * acc["median"]), textcoords="offset points",
                             xytext=(6, -12), fontsize=7, color=UNIFORM_COLOUR)
+        family = sorted((e["latency_ms"]["median"], 100 * e["test_acc"]["median"])
+                        for e in a["settings"].values() if e["method"] == UNIFORM)
+        if len(family) > 1:
+            ax.plot(*zip(*family), color=UNIFORM_COLOUR, linestyle="--", linewidth=1, zorder=1)
         handles = [Line2D([], [], color=cmap(0.15 + 0.7 * i / max(1, len(weights) - 1)), marker="o", linestyle="",
                           markeredgecolor="black", label=f"search, latency.weight={w:g}" if w else
                           "search, latency=none (weight 0)") for i, w in enumerate(weights)]
         if random_runs:
             handles.append(Line2D([], [], color=RANDOM_COLOUR, marker="o", linestyle="", label="random architecture"))
         if any(r.method == UNIFORM for r in mine):
-            handles.append(Line2D([], [], color=UNIFORM_COLOUR, marker="o", linestyle="",
-                                  label="uniform family (same op in every block)"))
+            handles.append(Line2D([], [], color=UNIFORM_COLOUR, marker="o", linestyle="--", linewidth=1,
+                                  label="uniform family (same op in every block), medians joined"))
         handles += [Line2D([], [], color="black", marker=marker[s], linestyle="", label=f"seed {s}")
                     for s in sorted({r.seed for r in mine})]
         handles += [Line2D([], [], color="grey", marker="o", ms=10, mfc="none", linestyle="",
