@@ -2,6 +2,7 @@
 
     nas-hw cache ls|export|import|clear|migrate|copy|verify  the latency cache (nas_hw.app.cache_cli)
     nas-hw report NETWORK [...]                  per-layer latency/memory/FLOPs table (nas_hw.app.report)
+    nas-hw sweep-report DIR [...]                the evidence of a sweep: table, plot, claims (nas_hw.app.sweep_report)
     nas-hw profile [OVERRIDE ...]                candidate table of a search space (a Hydra app)
     nas-hw search [OVERRIDE ...]                 the hardware-aware search (a Hydra app)
 
@@ -22,7 +23,7 @@ import sys
 from .. import __version__
 from ..errors import NasHwError, UsageError
 from ..measure.store import default_cache_path, describe
-from . import report
+from . import report, sweep_report
 from .cache_cli import add_cache_commands
 from .entry import PROG, fail
 
@@ -63,6 +64,10 @@ def build_parser():
                                              "and its true latency")
     report.add_arguments(sub)
     sub.set_defaults(external=report.run)
+    sub = commands.add_parser("sweep-report", help="the table, plot and claims of a sweep (searches and "
+                                                   "baselines), generated from its multirun directories")
+    sweep_report.add_arguments(sub)
+    sub.set_defaults(external=sweep_report.run)
     for name, (_, help_text) in HYDRA_COMMANDS.items():
         commands.add_parser(name, help=help_text, add_help=False)
     return parser
@@ -82,9 +87,11 @@ def main(argv=None):
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "external", None) is not None:
+            if args.command == "sweep-report":  # the document records its own command line
+                return int(args.external(args, argv[1:]))
             return int(args.external(args))
         if args.command is None:
-            raise BadInput(f"a command is required: cache, report, {', '.join(HYDRA_COMMANDS)} "
+            raise BadInput(f"a command is required: cache, report, sweep-report, {', '.join(HYDRA_COMMANDS)} "
                            f"(see `{PROG} --help`)")
         if getattr(args, "handler", None) is None:
             raise BadInput(f"`{PROG} {args.command}` needs an action: ls, export, import, clear, migrate, copy or verify "

@@ -101,6 +101,24 @@ class ProxylessSearchConfig(SearchConfig):
 
 
 @dataclass
+class RandomSearchConfig:
+    """The random-search baseline (``search=random``): the ``draw``-th architecture drawn
+    uniformly for the run's seed (:class:`~nas_hw.search.baselines.RandomArchitecture`)."""
+    _target_: str = "nas_hw.search.baselines.RandomArchitecture"
+    _partial_: bool = True
+    draw: int = 0
+
+
+@dataclass
+class UniformSearchConfig:
+    """The uniform-family baseline (``search=uniform``): every choice group takes ``candidate``, a
+    name (str) or an index (int) (:class:`~nas_hw.search.baselines.UniformArchitecture`)."""
+    _target_: str = "nas_hw.search.baselines.UniformArchitecture"
+    _partial_: bool = True
+    candidate: Any = MISSING
+
+
+@dataclass
 class RetrainConfig:
     """Training the derived architecture from scratch (``retrain.epochs=0`` or ``retrain=none``
     skips it)."""
@@ -156,12 +174,30 @@ class SearchNetSpaceConfig:
 
 @dataclass
 class DataConfig:
-    """The dataset (``data=digits|cifar10``)."""
+    """The dataset (``data=digits|cifar10``; ``distorted_digits`` has its own schema)."""
     _target_: str = "nas_hw.search.datasets.load_dataset"
     name: str = MISSING
     root: Optional[str] = None
     valid_fraction: float = 0.2
     test_fraction: Optional[float] = None
+    seed: int = 0
+
+
+@dataclass
+class DistortedDigitsConfig:
+    """The harder embedded task (``data=distorted_digits``): the digits upscaled, rotated,
+    shifted and noised on a ``size`` x ``size`` canvas (:mod:`nas_hw.search.distorted`)."""
+    _target_: str = "nas_hw.search.distorted.load_distorted_digits"
+    name: str = "distorted_digits"
+    size: int = 12
+    copies: int = 1
+    eval_copies: int = 3
+    scale: List[float] = field(default_factory=lambda: [1.1, 1.4])
+    max_rotation_deg: float = 30.0
+    max_shift: float = 1.5
+    noise_std: float = 0.2
+    valid_fraction: float = 0.2
+    test_fraction: float = 0.2
     seed: int = 0
 
 
@@ -262,10 +298,10 @@ class Config:
     estimator: EstimatorConfig = MISSING
     latency: Optional[LatencyConfig] = None
     table: TableConfig = field(default_factory=TableConfig)
-    search: SearchConfig = MISSING
+    search: Any = MISSING  # SearchConfig, ProxylessSearchConfig or a baseline's
     retrain: Optional[RetrainConfig] = None
     space: Any = MISSING
-    data: DataConfig = MISSING
+    data: Any = MISSING  # DataConfig or DistortedDigitsConfig
     device: DeviceConfig = MISSING
     backend: BackendConfig = field(default_factory=BackendConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
@@ -279,8 +315,9 @@ class Config:
 #: The schema of a group's node, by the node's ``_target_`` (a node of another target, such
 #: as a user's own space, is taken as it is).
 SCHEMAS = {cls._target_: cls for cls in (
-    LatencyConfig, SearchConfig, ProxylessSearchConfig, RetrainConfig, MobileNetSpaceConfig,
-    DartsSpaceConfig, SearchNetSpaceConfig, DataConfig, DeviceConfig)}
+    LatencyConfig, SearchConfig, ProxylessSearchConfig, RandomSearchConfig, UniformSearchConfig,
+    RetrainConfig, MobileNetSpaceConfig, DartsSpaceConfig, SearchNetSpaceConfig, DataConfig,
+    DistortedDigitsConfig, DeviceConfig)}
 #: Groups whose schema does not depend on the ``_target_``.
 FIXED_SCHEMAS = {"estimator": EstimatorConfig, "table": TableConfig, "cache": CacheConfig,
                  "reference": ReferenceConfig, "backend": BackendConfig}

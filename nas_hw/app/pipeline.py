@@ -17,6 +17,7 @@ are measured the same way, under the same fingerprint.
 5. writes ``report.json`` in the output directory and returns it as a dict, with the
    accuracy-only reference beside it (:mod:`nas_hw.app.reference`).
 """
+import datetime
 import json
 import logging
 import math
@@ -415,14 +416,17 @@ def _search(plan, started):
 
     last = searcher.history[-1] if searcher.history else {}
     budget = callbacks_best(plan.callbacks)
+    baseline = getattr(searcher, "baseline", None)  # search=random|uniform: chosen by rule
     report = {
         "algorithm": searcher.algorithm,
+        "baseline": baseline,
         "space": OmegaConf.select(cfg, "space._target_"),
         "data": dataset.name,
         "data_adapted_from": None if dataset.adapted_from is None else list(dataset.adapted_from),
+        "n_classes": int(dataset.n_classes),
         "seed": int(cfg.seed),
         "latency_penalty": None if cfg.latency is None else OmegaConf.to_container(cfg.latency),
-        "latency_weight": None if penalty is None else penalty.weight,
+        "latency_weight": None if penalty is None or baseline is not None else penalty.weight,
         "deploy_input_shape": list(s.deploy_shape),
         "ext_name": s.device.ext_name,
         "backend": s.estimator.backend.name,
@@ -449,6 +453,8 @@ def _search(plan, started):
         "search_time_s": search_time_s,
         "retrain_time_s": retrain_time_s,
         "total_time_s": time.perf_counter() - started,
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
         "cache_path": os.fspath(s.cache.path),
     }
     with atomic_write(os.path.join(plan.output_dir, REPORT_FILE)) as f:

@@ -152,7 +152,7 @@ def find_reference(cfg, report, output_dir, run_search):
         ``None`` when none is stored and the mode does not run one.
     """
     mode = reference_mode(cfg)
-    if mode == "off":
+    if mode == "off" or report.get("baseline") is not None:  # a baseline did not search
         return None
     key, fingerprint = reference_key(cfg), fingerprint_of(cfg)
     settings = reference_settings(cfg)
@@ -225,6 +225,10 @@ def _fmt(value, spec):
 def penalty_label(cfg):
     """How the run's latency term reads in the summary (``latency.weight=0.1`` ...)."""
     lat = cfg.latency
+    baseline = OmegaConf.select(cfg, "search._target_", default="").rsplit(".", 1)[-1]
+    if baseline in ("RandomArchitecture", "UniformArchitecture"):
+        settings = {k: v for k, v in cfg.search.items() if not str(k).startswith("_")}
+        return "baseline " + baseline + " (" + ", ".join(f"search.{k}={v}" for k, v in settings.items()) + ")"
     if lat is None:
         return "accuracy only (latency=none)"
     parts = [f"latency.mode={lat.mode}"] if lat.mode != "linear" else []
@@ -264,7 +268,7 @@ def summary(cfg, report):
                      "(taken on a busy machine): the estimated latencies are not clean; re-measure them with "
                      "`nas-hw cache verify --refresh --disturbed` on a quiet machine (report.json: flagged_rows)")
     if ref is None:
-        if reference_mode(cfg) != "off":
+        if reference_mode(cfg) != "off" and report.get("baseline") is None:
             lines.append("  no accuracy-only reference stored for these settings on this device: add "
                          "reference.mode=auto (runs it once, then cached) or run the same command "
                          "with latency=none")

@@ -107,12 +107,13 @@ def _labels(y):
     return np.asarray(y, dtype=np.int32).reshape(-1, 1)
 
 
-def _load_digits(valid_fraction, test_fraction, seed):
-    test_fraction = DEFAULT_DIGITS_TEST_FRACTION if test_fraction is None else test_fraction
-    test_fraction = check_fraction('test_fraction', test_fraction)
-    if valid_fraction + test_fraction >= 1.0:
-        raise ValueError(f"valid_fraction + test_fraction must be < 1 so that some training "
-                         f"data remains, got {valid_fraction} + {test_fraction}")
+def read_embedded_digits():
+    """The embedded digits: images ``(1797, 8, 8)`` (pixel values 0..16) and labels ``(1797,)``.
+
+    Raises:
+        FileNotFoundError: the package's data file is missing.
+        DatasetError: it holds something else.
+    """
     if not os.path.isfile(DIGITS_PATH):
         raise FileNotFoundError(f"embedded digits data not found at {DIGITS_PATH}; "
                                 "regenerate it with tools/make_digits.py")
@@ -125,6 +126,16 @@ def _load_digits(valid_fraction, test_fraction, seed):
     if images.shape != (DIGITS_N_SAMPLES, 8, 8) or labels.shape != (DIGITS_N_SAMPLES,):
         raise DatasetError(f"{DIGITS_PATH}: expected images (1797, 8, 8) and labels (1797,), "
                            f"got {images.shape} and {labels.shape}")
+    return images, labels
+
+
+def _load_digits(valid_fraction, test_fraction, seed):
+    test_fraction = DEFAULT_DIGITS_TEST_FRACTION if test_fraction is None else test_fraction
+    test_fraction = check_fraction('test_fraction', test_fraction)
+    if valid_fraction + test_fraction >= 1.0:
+        raise ValueError(f"valid_fraction + test_fraction must be < 1 so that some training "
+                         f"data remains, got {valid_fraction} + {test_fraction}")
+    images, labels = read_embedded_digits()
     n = images.shape[0]
     rng = np.random.RandomState(seed)
     order = rng.permutation(n)

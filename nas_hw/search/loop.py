@@ -86,6 +86,8 @@ class Searcher:
 
     algorithm = None
     mixedop_mode = None
+    #: ``None`` for a search; a baseline (:mod:`nas_hw.search.baselines`) says what it chose by
+    baseline = None
 
     def __init__(self, model, dataset, table=None, penalty=None, callbacks=None, derive_fn=None,
                  output_dir=".", epochs=1, warmup_epochs=0, batch_size=64, max_batches=None,
