@@ -14,8 +14,8 @@ def blocks():
 
 def test_readme_examples_run():
     code = [b for b in blocks() if "hardware_aware" not in b]  # the Runner snippet: see below
-    assert len(code) == 3
-    seed_example, table_example, other_estimators = code
+    assert len(code) == 4
+    _, seed_example, table_example, other_estimators = code  # the first: see the next test
     fast = seed_example.replace('n_warmup, n_runs = 0.05, 500, "m", 10, 100',
                                 'n_warmup, n_runs = 0.05, 500, "m", 1, 3')
     assert fast != seed_example  # the replacement above still matches the README
@@ -57,3 +57,24 @@ def test_readme_runner_snippet_names_what_exists():
         assert name in snippet and hasattr(nas_hw, name)
     for name in ("LatencyMonitor", "CSVLogger"):
         assert name in snippet and hasattr(callbacks, name)
+
+
+def test_readme_first_screen_penalty_runs(tmp_path, monkeypatch):
+    """The 'add the penalty to your own search' lines of the first screen, on a small space of
+    3-channel 32x32 inputs (fewer timing runs, a cache of its own)."""
+    import nnabla as nn
+    import numpy as np
+    from nas_hw.search.spaces import MobileNetSpace
+
+    monkeypatch.setenv("NAS_HW_CACHE", str(tmp_path / "cache.sqlite"))
+    first = [b for b in blocks() if "hardware_aware" not in b][0]
+    fast = first.replace("LatencyGraphEstimator()", "LatencyGraphEstimator(n_run=3, n_warmup=1)")
+    assert fast != first and "LatencyPenalty(table, weight=0.1)" in first
+    model = MobileNetSpace(in_channels=3, stage_channels=(8,), stage_blocks=(1,), stage_strides=(2,), mode="full")
+    model(nn.Variable((2, 3, 32, 32)))
+    scope = {"model": model, "valid_loss": nn.Variable.from_numpy_array(np.array(1.0, dtype=np.float32))}
+    exec(compile(fast, "README.md: first screen", "exec"), scope)
+    scope["arch_loss"].forward()
+    expected = scope["table"].expected()
+    assert expected > 0 and float(scope["arch_loss"].d) == pytest.approx(1.0 + 0.1 * expected, rel=1e-4)
+    assert (tmp_path / "cache.sqlite").exists()  # measured into the cache it was told to use
