@@ -29,6 +29,7 @@ import time
 
 from .. import __version__
 from ..errors import NasHwError, UsageError
+from ..files import atomic_write
 from ..evidence import analyse, load_runs, sweep_commands
 from ..evidence.markdown import CSV_COLUMNS, csv_rows, document
 from ..evidence.stats import N_BOOT
@@ -117,13 +118,13 @@ def make_report(args, argv=()):
         plot(runs, analysis, out + ".png")
         plot_name = os.path.basename(out) + ".png"
     meta = _meta(argv, started, remeasured)
-    with open(out + ".md", "w") as f:
+    with atomic_write(out + ".md") as f:
         f.write(document(runs, analysis, commands, meta, plot_name))
-    with open(out + ".csv", "w", newline="") as f:
+    with atomic_write(out + ".csv", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(csv_rows(runs))
-    with open(out + ".json", "w") as f:
+    with atomic_write(out + ".json") as f:
         json.dump(_json_ready({"meta": meta, "commands": commands, "analysis": analysis}), f, indent=1)
     logger.info("wrote %s.md, .csv, .json%s (%d runs)", out, ", .png" if plot_name else "", len(runs))
     return analysis

@@ -10,6 +10,7 @@ random-search pick at each latency budget (median over seeds).
 """
 import numpy as np
 
+from ..files import atomic_write
 from .analysis import latency_ms, random_front
 from .runs import RANDOM, SEARCH, UNIFORM
 
@@ -120,5 +121,6 @@ def plot(runs, analysis, path):
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
     plt.close(fig)
